@@ -1,0 +1,1 @@
+"""Chat backends. The interface is in ``LLM.base``."""

@@ -1,0 +1,1 @@
+"""Talking-head backends. The interface is in ``THG.base``."""

@@ -1,0 +1,1 @@
+"""Speech synthesis backends. The interface is in ``TTS.base``."""

@@ -1,0 +1,1 @@
+"""Voice cloning backends (GPT-SoVITS, XTTS) and the voice library. They implement ``TTS.base.TTS``."""

@@ -1,0 +1,1 @@
+"""Talker: the parts that join the stages (settings, registry, pipeline, media, UI, CLI, API)."""

@@ -1,0 +1,137 @@
+"""Settings: one YAML file, typed on load, plus ``key=value`` overrides from the command line.
+
+    asr: faster-whisper        # a backend per stage (see `python -m app_modules.cli backends`)
+    llm: openai
+    tts: espeak
+    thg: lite
+    pipeline: {subtitles: srt, system_prompt: "..."}
+    server: {host: 127.0.0.1, port: 7860}
+    options:                   # per backend, checked against the backend's Options dataclass
+      openai: {base_url: "http://127.0.0.1:11434/v1", model: qwen2.5}
+      espeak: {voice: en-us}
+
+Overrides: ``tts=piper``, ``pipeline.subtitles=burn``, ``openai.model=gpt-4o-mini``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from app_modules.errors import TalkerError
+from app_modules.registry import STAGES, names
+
+DEFAULT_FILE = Path(__file__).resolve().parent.parent / "settings.yaml"
+
+
+@dataclass
+class PipelineSettings:
+    # "srt": a subtitle file beside the video; "burn": also drawn into the final video
+    subtitles: str = "srt"
+    # the persona; empty for none
+    system_prompt: str = ("You are a friendly digital human. Answer briefly in plain spoken sentences, "
+                          "without markdown or emoji, in the language the user speaks.")
+    # fixed ASR language (e.g. "en", "zh"), or empty to detect
+    language: str = ""
+    # where per-session files go; empty for the system temp folder
+    workdir: str = ""
+    # sentences shorter than this many characters are joined to the next one, so TTS gets real phrases
+    min_sentence_chars: int = 6
+
+
+@dataclass
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 7860
+    # how many turns may render at once (GPU work); more requests wait in the queue
+    concurrency: int = 1
+    # the largest upload accepted, in megabytes
+    max_upload_mb: int = 20
+
+
+@dataclass
+class Settings:
+    asr: str = "faster-whisper"
+    llm: str = "openai"
+    tts: str = "espeak"
+    thg: str = "lite"
+    pipeline: PipelineSettings = field(default_factory=PipelineSettings)
+    server: ServerSettings = field(default_factory=ServerSettings)
+    # backend name -> options for that backend's Options dataclass
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def backend(self, stage: str) -> str:
+        return getattr(self, stage)
+
+    def options_for(self, name: str) -> dict[str, Any]:
+        return dict(self.options.get(name, {}))
+
+
+def load(path: str | Path | None = None, overrides: list[str] | None = None) -> Settings:
+    """Read the settings file (the default one if it exists), apply overrides, validate."""
+    raw: dict[str, Any] = {}
+    p = Path(path) if path else DEFAULT_FILE
+    if path or p.exists():
+        try:
+            raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as e:
+            raise TalkerError(f"cannot read settings file {p}: {e}") from e
+        if not isinstance(raw, dict):
+            raise TalkerError(f"settings file {p} must hold a mapping at the top level")
+    for item in overrides or []:
+        _apply_override(raw, item)
+    return from_dict(raw)
+
+
+def _apply_override(raw: dict[str, Any], item: str) -> None:
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise TalkerError(f"override {item!r} must look like key=value (e.g. tts=piper, openai.model=qwen2.5)")
+    parts = key.strip().split(".")
+    parsed = yaml.safe_load(value) if value.strip() else ""
+    if parts[0] in STAGES or parts[0] in ("pipeline", "server"):
+        target = raw
+    else:  # a backend's option: openai.model=...
+        target = raw.setdefault("options", {})
+    for part in parts[:-1]:
+        target = target.setdefault(part, {})
+    target[parts[-1]] = parsed
+
+
+def from_dict(raw: dict[str, Any]) -> Settings:
+    known = {f.name for f in dataclasses.fields(Settings)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise TalkerError(f"unknown setting(s) {unknown}; valid settings = {sorted(known)}")
+    s = Settings(
+        pipeline=_section(PipelineSettings, raw.get("pipeline") or {}, "pipeline"),
+        server=_section(ServerSettings, raw.get("server") or {}, "server"),
+        options={str(k): dict(v or {}) for k, v in (raw.get("options") or {}).items()},
+    )
+    for stage in STAGES:
+        if stage in raw:
+            setattr(s, stage, str(raw[stage]))
+        if s.backend(stage) not in names(stage):
+            raise TalkerError(f"unknown {stage} backend {s.backend(stage)!r}; "
+                              f"available {stage} backends = {', '.join(names(stage))}")
+    if s.pipeline.subtitles not in ("srt", "burn"):
+        raise TalkerError(f"pipeline.subtitles must be 'srt' or 'burn', got {s.pipeline.subtitles!r}")
+    return s
+
+
+def _section(cls: type, raw: dict[str, Any], label: str) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise TalkerError(f"unknown {label} setting(s) {unknown}; valid = {sorted(fields)}")
+    values = {}
+    for k, v in raw.items():
+        want = fields[k].type
+        if want == "int" and not isinstance(v, int):
+            raise TalkerError(f"{label}.{k} must be an integer, got {v!r}")
+        values[k] = v
+    return cls(**values)

@@ -1,0 +1,162 @@
+"""Every backend by stage and name, imported only when chosen.
+
+A ``BackendSpec`` names its class by import path, the packages it needs, its weights (a backend key in
+``app_modules.checkpoints.CATALOG``) and whether it needs a GPU, so the UI and the CLI can say why a
+backend cannot run here without importing anything heavy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import importlib.util
+import shutil
+from dataclasses import dataclass
+from typing import Any
+
+from app_modules.checkpoints import CheckpointManager
+from app_modules.errors import BackendUnavailableError, TalkerError
+
+STAGES = ("asr", "llm", "tts", "thg")
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    stage: str
+    name: str
+    target: str  # "package.module:Class"
+    description: str
+    packages: tuple[str, ...] = ()  # import names that must be installed
+    install: str = ""  # the command that installs them
+    programs: tuple[str, ...] = ()  # executables that must be on PATH
+    weights: str | None = None  # key in CATALOG whose required files must be present
+    needs_gpu: bool = False
+
+
+_PIP = "pip install"
+BACKENDS: tuple[BackendSpec, ...] = (
+    BackendSpec("asr", "faster-whisper", "ASR.faster_whisper_asr:FasterWhisperASR",
+                "Whisper on CTranslate2 (fast on CPU and GPU)", ("faster_whisper",), f"{_PIP} faster-whisper"),
+    BackendSpec("asr", "whisper", "ASR.whisper_asr:WhisperASR", "OpenAI Whisper (tiny .. large-v3)",
+                ("whisper", "torch"), f"{_PIP} --no-deps openai-whisper && {_PIP} numba tiktoken more-itertools"),
+    BackendSpec("asr", "funasr", "ASR.funasr_asr:FunASR", "FunASR Paraformer (zh) / SenseVoice",
+                ("funasr", "torch"), f"{_PIP} funasr modelscope"),
+    BackendSpec("llm", "read-aloud", "LLM.readaloud_llm:ReadAloudLLM",
+                "No model: the avatar speaks your text as written"),
+    BackendSpec("llm", "openai", "LLM.openai_llm:OpenAILLM",
+                "OpenAI-compatible API (ChatGPT, DashScope/Qwen, DeepSeek, Ollama, vLLM, llama.cpp)",
+                ("openai",), f"{_PIP} openai"),
+    BackendSpec("llm", "gemini", "LLM.gemini_llm:GeminiLLM", "Google Gemini", ("httpx",), f"{_PIP} httpx"),
+    BackendSpec("llm", "transformers", "LLM.transformers_llm:TransformersLLM",
+                "Local transformers model (Qwen, Linly)", ("transformers", "torch"), f"{_PIP} transformers"),
+    BackendSpec("tts", "espeak", "TTS.espeak_tts:EspeakTTS", "espeak-ng, offline, many languages",
+                programs=("espeak-ng",), install="apt-get install espeak-ng"),
+    BackendSpec("tts", "piper", "TTS.piper_tts:PiperTTS", "Piper offline neural voices",
+                ("piper",), f"{_PIP} piper-tts"),
+    BackendSpec("tts", "edge", "TTS.edge_tts_tts:EdgeTTS", "Microsoft Edge TTS (online) with word timings",
+                ("edge_tts",), f"{_PIP} edge-tts"),
+    BackendSpec("tts", "gpt-sovits", "VITS.gptsovits_tts:GPTSoVITSTTS", "GPT-SoVITS v2 voice cloning",
+                ("torch", "transformers"), f"{_PIP} transformers", weights="gpt-sovits"),
+    BackendSpec("tts", "xtts", "VITS.xtts_tts:XTTSTTS", "Coqui XTTS v2 voice cloning (needs torchaudio)",
+                ("TTS", "torchaudio"), f"{_PIP} coqui-tts", needs_gpu=True),
+    BackendSpec("thg", "lite", "THG.lite_thg:LiteTHG",
+                "Fast CPU lip motion from face landmarks (no downloads; a fallback)", ("mediapipe", "cv2"),
+                f"{_PIP} --no-deps mediapipe==0.10.21"),
+    BackendSpec("thg", "wav2lip", "THG.wav2lip_thg:Wav2LipTHG", "Wav2Lip lip-sync (published checkpoints)",
+                ("torch", "cv2"), f"{_PIP} torch opencv-python-headless", weights="wav2lip"),
+    BackendSpec("thg", "sadtalker", "THG.sadtalker_thg:SadTalkerTHG",
+                "SadTalker: head motion, blinks and lips from one photo", ("torch", "cv2", "safetensors"),
+                f"{_PIP} torch safetensors opencv-python-headless", weights="sadtalker"),
+)
+
+
+def spec(stage: str, name: str) -> BackendSpec:
+    for s in BACKENDS:
+        if s.stage == stage and s.name == name:
+            return s
+    known = ", ".join(s.name for s in BACKENDS if s.stage == stage)
+    raise BackendUnavailableError(f"unknown {stage} backend {name!r}; available {stage} backends = {known}")
+
+
+def names(stage: str) -> list[str]:
+    return [s.name for s in BACKENDS if s.stage == stage]
+
+
+def why_unavailable(s: BackendSpec, checkpoints: CheckpointManager | None = None, check_weights: bool = True) -> str | None:
+    """None when ``s`` can run here, else one line saying why not and what fixes it."""
+    for pkg in s.packages:
+        if importlib.util.find_spec(pkg) is None:
+            return f"package {pkg!r} is not installed: {s.install}"
+    for prog in s.programs:
+        if shutil.which(prog) is None:
+            return f"program {prog!r} is not on PATH: {s.install}"
+    if s.needs_gpu and not _has_cuda():
+        return "needs a CUDA GPU"
+    if check_weights and s.weights:
+        missing = (checkpoints or CheckpointManager()).missing(s.weights)
+        if missing:
+            return (f"weights missing ({', '.join(f.name for f in missing)}): "
+                    f"python -m app_modules.cli download {s.weights}")
+    return None
+
+
+def _has_cuda() -> bool:
+    if shutil.which("nvidia-smi") is None:  # cheap: spares importing torch on machines with no GPU
+        return False
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def load_class(s: BackendSpec) -> type:
+    module_name, cls_name = s.target.split(":")
+    reason = why_unavailable(s, check_weights=False)
+    if reason:
+        raise BackendUnavailableError(f"{s.stage} backend {s.name!r} cannot run here: {reason}")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise BackendUnavailableError(f"{s.stage} backend {s.name!r} failed to import ({e}): {s.install}") from e
+    return getattr(module, cls_name)
+
+
+def build_options(cls: type, options: dict[str, Any] | None) -> Any:
+    """The backend's ``Options`` dataclass from a plain dict, with unknown keys named."""
+    options = dict(options or {})
+    opt_cls = getattr(cls, "Options", None)
+    if opt_cls is None:
+        if options:
+            raise TalkerError(f"{cls.__name__} takes no options, got {sorted(options)}")
+        return None
+    fields = {f.name: f for f in dataclasses.fields(opt_cls)}
+    unknown = sorted(set(options) - set(fields))
+    if unknown:
+        raise TalkerError(f"unknown option(s) {unknown} for {cls.__name__}; valid options = {sorted(fields)}")
+    return opt_cls(**{k: _coerce(v, fields[k]) for k, v in options.items()})
+
+
+def _coerce(value: Any, field: dataclasses.Field) -> Any:
+    """Command-line overrides arrive as strings; turn them into the field's declared scalar type."""
+    if not isinstance(value, str):
+        return value
+    t = field.type if isinstance(field.type, str) else getattr(field.type, "__name__", "")
+    t = t.replace(" ", "")
+    try:
+        if t in ("int", "int|None") and value not in ("", "None"):
+            return int(value)
+        if t in ("float", "float|None") and value not in ("", "None"):
+            return float(value)
+        if t in ("bool", "bool|None"):
+            return value.lower() in ("1", "true", "yes", "on")
+    except ValueError as e:
+        raise TalkerError(f"option {field.name} wants a {t}, got {value!r}") from e
+    if value == "None" and "None" in t:
+        return None
+    return value
+
+
+def create(stage: str, name: str, options: dict[str, Any] | None = None,
+           checkpoints: CheckpointManager | None = None) -> Any:
+    """Build a backend instance: ``Class(options, checkpoints)``. Raises ``TalkerError`` subclasses."""
+    cls = load_class(spec(stage, name))
+    return cls(build_options(cls, options), checkpoints or CheckpointManager())

@@ -1,0 +1,34 @@
+"""Shared test fixtures: paths to the prepared reference data and to real portraits shipped in wheels."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("TALKER_SHARED", REPO.parent / "shared"))
+REFERENCE = SHARED / "reference"
+
+
+@pytest.fixture(scope="session")
+def reference_dir() -> Path:
+    if not REFERENCE.is_dir():
+        pytest.fail(f"reference data not found at {REFERENCE} (set TALKER_SHARED)")
+    return REFERENCE
+
+
+@pytest.fixture(scope="session")
+def portrait_path() -> Path:
+    """Grace Hopper's portrait, shipped in matplotlib's wheel."""
+    import matplotlib
+
+    return Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
+
+
+@pytest.fixture(scope="session")
+def portrait(portrait_path):
+    import cv2
+
+    return cv2.cvtColor(cv2.imread(str(portrait_path)), cv2.COLOR_BGR2RGB)
