@@ -1,0 +1,70 @@
+"""Reading the published checkpoint files safely and strictly.
+
+``torch.load(weights_only=True)`` never runs pickled code, so a downloaded file cannot execute
+anything; the training extras in wav2lip*.pth (optimizer state, step counters) are plain
+containers and load fine that way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from app_modules.errors import MissingWeightsError, TalkerError
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """The tensors of a checkpoint: a ``{"state_dict": ...}`` container or a bare state dict,
+    with the ``module.`` prefixes of DataParallel training removed."""
+    p = Path(path)
+    if not p.is_file():
+        raise MissingWeightsError(f"checkpoint file not found: {p}")
+    try:
+        obj = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated download, HTML error page, or a pickle with arbitrary objects
+        raise TalkerError(
+            f"cannot read the checkpoint {p}: {type(e).__name__}: {str(e).splitlines()[0][:200]}. "
+            "The file may be incomplete or not a PyTorch checkpoint; download it again") from e
+    if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
+        obj = obj["state_dict"]
+    if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise TalkerError(f"{p} holds no state dict (expected a dict of tensors, or one under 'state_dict')")
+    # The original inference removes every "module." (k.replace), not only a leading one.
+    return {k.replace("module.", ""): v for k, v in obj.items()}
+
+
+def load_strict(model: nn.Module, state: Mapping[str, torch.Tensor], path: str | Path, what: str) -> nn.Module:
+    """``load_state_dict(strict=True)`` with a message that says which file is wrong and how."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    wrong = [f"{k} {tuple(state[k].shape)} (expected {tuple(own[k].shape)})"
+             for k in own if k in state and state[k].shape != own[k].shape]
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing (e.g. {', '.join(missing[:3])})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3])})")
+        if wrong:
+            parts.append(f"{len(wrong)} with the wrong shape (e.g. {'; '.join(wrong[:2])})")
+        raise TalkerError(f"{path} is not a {what} checkpoint: {', '.join(parts)} keys")
+    model.load_state_dict(state, strict=True)
+    return model
+
+
+def load_wav2lip(path: str | Path):
+    """A ``Wav2Lip`` in eval mode on the CPU, from wav2lip.pth / wav2lip_gan.pth (or a copy)."""
+    from THG.wav2lip.model import Wav2Lip
+
+    return load_strict(Wav2Lip(), read_state_dict(path), path, "Wav2Lip (wav2lip.pth / wav2lip_gan.pth)").eval()
+
+
+def load_s3fd(path: str | Path):
+    """An ``S3FD`` in eval mode on the CPU, from s3fd-619a316812.pth."""
+    from THG.wav2lip.s3fd import S3FD
+
+    return load_strict(S3FD(), read_state_dict(path), path, "S3FD face detector (s3fd-619a316812.pth)").eval()
