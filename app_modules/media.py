@@ -235,18 +235,22 @@ def _srt_time(t: float) -> str:
 
 
 def subtitle_cues(words: Sequence[WordTiming], max_chars: int = 42) -> list[WordTiming]:
-    """Group word timings into readable cues of at most ``max_chars`` characters."""
+    """Group word timings into readable cues of at most ``max_chars`` characters; a sentence's end
+    always ends its cue."""
     cues: list[WordTiming] = []
     cur: list[WordTiming] = []
     for w in words:
         text = _join([c.text for c in cur + [w]])
-        if cur and len(text) > max_chars:
+        if cur and (len(text) > max_chars or cur[-1].text.rstrip("\"'”’)）」").endswith(_SENTENCE_END)):
             cues.append(WordTiming(_join([c.text for c in cur]), cur[0].start, cur[-1].end))
             cur = []
         cur.append(w)
     if cur:
         cues.append(WordTiming(_join([c.text for c in cur]), cur[0].start, cur[-1].end))
     return cues
+
+
+_SENTENCE_END = tuple(".!?;。！？；…")
 
 
 def _join(tokens: list[str]) -> str:
