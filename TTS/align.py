@@ -1,0 +1,100 @@
+"""Word timings for speech whose voice gives none (espeak-ng, Piper, GPT-SoVITS...).
+
+No recogniser is run: the text is spread over the *voiced* part of the audio by character count.
+Silent frames (pauses at commas, leading and trailing silence) get no text, so each word lands
+within a few hundred milliseconds of where it is heard; enough for subtitles, which only need the
+sentence right and the words roughly right.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from app_modules.types import Audio, WordTiming
+
+FRAME_S = 0.02
+# a frame is voiced when its RMS is within this many dB of the loudest frame
+VOICED_DB = 35.0
+
+# a token: a run of CJK characters is split into single characters, Latin words stay whole;
+# punctuation sticks to the token before it so subtitles keep it
+_TOKEN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff][^\w\s]*|[^\s\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
+
+
+def tokens(text: str) -> list[str]:
+    """Words of ``text``: whitespace-separated for Latin scripts, one character each for Chinese."""
+    out: list[str] = []
+    for t in _TOKEN.findall(text):
+        if out and not re.search(r"\w", t):  # stray punctuation ("word ." or "，")
+            out[-1] += t
+        else:
+            out.append(t)
+    return out
+
+
+def voiced_frames(audio: Audio, frame_s: float = FRAME_S, db: float = VOICED_DB) -> np.ndarray:
+    """A boolean per frame of ``frame_s`` seconds: is there sound in it?"""
+    n = max(1, int(round(frame_s * audio.sample_rate)))
+    x = audio.samples.astype(np.float64)
+    count = len(x) // n
+    if count == 0:
+        return np.zeros(0, dtype=bool)
+    frames = x[: count * n].reshape(count, n)
+    level = np.sqrt(np.mean(frames**2, axis=1))
+    peak = float(level.max())
+    if peak <= 1e-6:
+        return np.zeros(count, dtype=bool)
+    return level >= peak * 10 ** (-db / 20)
+
+
+def voiced_span(audio: Audio) -> tuple[float, float]:
+    """(start, end) of the sound in ``audio``, in seconds; the whole clip when it is silent."""
+    v = voiced_frames(audio)
+    if not v.any():
+        return 0.0, audio.duration
+    idx = np.flatnonzero(v)
+    return float(idx[0] * FRAME_S), float(min(audio.duration, (idx[-1] + 1) * FRAME_S))
+
+
+def _weight(token: str) -> float:
+    letters = len(re.findall(r"\w", token))
+    # CJK characters are each about a syllable; Latin letters far less
+    cjk = len(re.findall(r"[\u3400-\u9fff\uf900-\ufaff]", token))
+    return max(1.0, cjk * 3.0 + (letters - cjk))
+
+
+def align_words(text: str, audio: Audio) -> tuple[WordTiming, ...]:
+    """Each word of ``text`` with a start and end inside the voiced frames of ``audio``."""
+    words = tokens(text)
+    if not words:
+        return ()
+    v = voiced_frames(audio)
+    if not v.any():
+        v = np.ones(max(1, int(audio.duration / FRAME_S)), dtype=bool)
+    # the text is laid along the voiced frames only, as if the pauses were cut out
+    frames = np.flatnonzero(v)
+    weights = np.array([_weight(w) for w in words])
+    bounds = np.concatenate([[0.0], np.cumsum(weights) / weights.sum() * len(frames)])
+
+    def at(pos: float, end: bool) -> float:
+        # pos counts voiced frames; an end lands after its last frame, a start before its first
+        k = min(max(int(np.ceil(pos) - 1 if end else np.floor(pos)), 0), len(frames) - 1)
+        return float(min(audio.duration, (frames[k] + min(max(pos - k, 0.0), 1.0)) * FRAME_S))
+
+    out = []
+    for w, a, b in zip(words, bounds[:-1], bounds[1:], strict=True):
+        start, end = at(a, False), at(b, True)
+        out.append(WordTiming(w, round(start, 3), round(max(end, start), 3)))
+    return tuple(out)
+
+
+def sentence_timing(text: str, audio: Audio) -> WordTiming:
+    """The whole sentence as one cue over the sound."""
+    start, end = voiced_span(audio)
+    return WordTiming(text.strip(), round(start, 3), round(end, 3))
+
+
+def shift(words: tuple[WordTiming, ...] | list[WordTiming], offset: float) -> tuple[WordTiming, ...]:
+    return tuple(WordTiming(w.text, round(w.start + offset, 3), round(w.end + offset, 3)) for w in words)
