@@ -93,7 +93,7 @@ def _apply_override(raw: dict[str, Any], item: str) -> None:
         raise TalkerError(f"override {item!r} must look like key=value (e.g. tts=piper, openai.model=qwen2.5)")
     parts = key.strip().split(".")
     parsed = yaml.safe_load(value) if value.strip() else ""
-    if parts[0] in STAGES or parts[0] in ("pipeline", "server"):
+    if len(parts) == 1 or parts[0] in STAGES or parts[0] in ("pipeline", "server"):
         target = raw
     else:  # a backend's option: openai.model=...
         target = raw.setdefault("options", {})
@@ -110,7 +110,7 @@ def from_dict(raw: dict[str, Any]) -> Settings:
     s = Settings(
         pipeline=_section(PipelineSettings, raw.get("pipeline") or {}, "pipeline"),
         server=_section(ServerSettings, raw.get("server") or {}, "server"),
-        options={str(k): dict(v or {}) for k, v in (raw.get("options") or {}).items()},
+        options={str(k): _mapping(v, f"options.{k}") for k, v in (raw.get("options") or {}).items()},
     )
     for stage in STAGES:
         if stage in raw:
@@ -121,6 +121,14 @@ def from_dict(raw: dict[str, Any]) -> Settings:
     if s.pipeline.subtitles not in ("srt", "burn"):
         raise TalkerError(f"pipeline.subtitles must be 'srt' or 'burn', got {s.pipeline.subtitles!r}")
     return s
+
+
+def _mapping(v: Any, label: str) -> dict[str, Any]:
+    if v is None:
+        return {}
+    if not isinstance(v, dict):
+        raise TalkerError(f"{label} must be a mapping of option names to values, got {v!r}")
+    return dict(v)
 
 
 def _section(cls: type, raw: dict[str, Any], label: str) -> Any:
