@@ -98,3 +98,21 @@ def sentence_timing(text: str, audio: Audio) -> WordTiming:
 
 def shift(words: tuple[WordTiming, ...] | list[WordTiming], offset: float) -> tuple[WordTiming, ...]:
     return tuple(WordTiming(w.text, round(w.start + offset, 3), round(w.end + offset, 3)) for w in words)
+
+
+def attach_punctuation(words: list[WordTiming] | tuple[WordTiming, ...], text: str) -> list[WordTiming]:
+    """Word timings from a voice (which drops punctuation) with the punctuation that follows each
+    word in ``text`` put back, so subtitles read like the text. Words not found are kept as given."""
+    out: list[WordTiming] = []
+    pos = 0
+    for w in words:
+        i = text.find(w.text, pos)
+        if i < 0:
+            out.append(w)
+            continue
+        j = i + len(w.text)
+        while j < len(text) and not text[j].isspace() and not text[j].isalnum() and text[j] not in "'\"(（[【":
+            j += 1
+        out.append(WordTiming(text[i:j], w.start, w.end))
+        pos = j
+    return out
