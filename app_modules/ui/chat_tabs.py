@@ -1,0 +1,169 @@
+"""The four conversation tabs. Each is the same chat panel with a different avatar or voice source.
+
+Callbacks stay thin: they make sure the session exists, hand the inputs to ``turns.run_turn`` and
+map each ``View`` onto the components. Unchanged videos are skipped (``gr.skip()``) so a playing
+sentence is not restarted by every streamed word.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from app_modules.registry import spec, why_unavailable
+from app_modules.ui import voices
+from app_modules.ui.runtime import Runtime
+from app_modules.ui.session import Session
+from app_modules.ui.turns import chat_messages, run_turn
+
+ASSETS = Path(__file__).resolve().parent / "assets"
+# The one real portrait that ships offline (a public-domain photo, from matplotlib's sample data);
+# the role choice changes the voice, and any other face can be used in the "Your photo" tab.
+BUILTIN_AVATARS = {"Grace Hopper": ASSETS / "grace_hopper.jpg"}
+
+
+@dataclass
+class Panel:
+    chat: gr.Chatbot
+    text: gr.Textbox
+    mic: gr.Audio
+    send: gr.Button
+    undo: gr.Button
+    clear: gr.Button
+    sentence_video: gr.Video
+    final_video: gr.Video
+    status: gr.Markdown
+
+
+def ensure_session(runtime: Runtime, session: Session | None, request: gr.Request | None) -> Session:
+    if isinstance(session, Session):
+        return session
+    return Session.create(runtime.settings, getattr(request, "session_hash", None))
+
+
+def build_panel(key: str) -> Panel:
+    with gr.Row():
+        with gr.Column(scale=1):
+            sentence_video = gr.Video(label="Speaking now (sentence by sentence)", autoplay=True,
+                                      interactive=False, elem_id=f"{key}-sentence-video", height=300)
+            final_video = gr.Video(label="Whole answer, with subtitles", interactive=False,
+                                   elem_id=f"{key}-final-video", height=300)
+        with gr.Column(scale=1):
+            chat = gr.Chatbot(label="Conversation", elem_id=f"{key}-chat", height=320)
+            text = gr.Textbox(label="Type a question", placeholder="Ask the avatar something…", lines=2,
+                              elem_id=f"{key}-text")
+            mic = gr.Audio(sources=["microphone", "upload"], type="numpy", label="…or ask by voice",
+                           elem_id=f"{key}-mic")
+            with gr.Row():
+                send = gr.Button("Send", variant="primary", elem_id=f"{key}-send")
+                undo = gr.Button("Undo last turn", elem_id=f"{key}-undo")
+                clear = gr.Button("Clear", elem_id=f"{key}-clear")
+            status = gr.Markdown(elem_id=f"{key}-status")
+    return Panel(chat, text, mic, send, undo, clear, sentence_video, final_video, status)
+
+
+def wire(panel: Panel, runtime: Runtime, state: gr.State, key: str, extra: list[gr.components.Component],
+         turn_args: Callable[..., dict[str, Any]]) -> None:
+    """Connect a panel: ``turn_args(*extra values)`` gives run_turn's image / persona / voice."""
+
+    def respond(session, text, audio, *values, request: gr.Request):
+        session = ensure_session(runtime, session, request)
+        shown_sentence = shown_final = None
+        first = True
+        for v in run_turn(runtime, session, key, text=text, audio=audio, **turn_args(*values)):
+            sentence = v.sentence_video if v.sentence_video != shown_sentence else gr.skip()
+            final = v.final_video if v.final_video != shown_final else gr.skip()
+            if first:  # a new question: take the previous answer's videos off the screen
+                sentence, final, first = v.sentence_video, v.final_video, False
+            shown_sentence, shown_final = v.sentence_video, v.final_video
+            ok = v.done and not v.failed
+            yield (session, v.chat, sentence, final, v.status,
+                   "" if ok else gr.skip(), None if ok else gr.skip())
+
+    def undo(session, request: gr.Request):
+        session = ensure_session(runtime, session, request)
+        history = session.history(key)
+        turn = history.undo()
+        note = "Removed the last turn." if turn else "Nothing to undo."
+        return session, chat_messages(history), turn.user if turn else gr.skip(), note
+
+    def clear(session, request: gr.Request):
+        session = ensure_session(runtime, session, request)
+        session.history(key).clear()
+        return session, [], None, None, "Conversation cleared."
+
+    outputs = [state, panel.chat, panel.sentence_video, panel.final_video, panel.status, panel.text, panel.mic]
+    inputs = [state, panel.text, panel.mic, *extra]
+    # only turns take a place in the queue (settings.server.concurrency at a time); undo and clear
+    # are instant and must not wait behind someone's rendering
+    panel.send.click(respond, inputs, outputs, api_name=f"{key}_turn")
+    panel.text.submit(respond, inputs, outputs, api_name=False)
+    panel.undo.click(undo, [state], [state, panel.chat, panel.text, panel.status],
+                     api_name=f"{key}_undo", concurrency_limit=None)
+    panel.clear.click(clear, [state], [state, panel.chat, panel.sentence_video, panel.final_video, panel.status],
+                      api_name=f"{key}_clear", concurrency_limit=None)
+
+
+def builtin_tab(runtime: Runtime, state: gr.State) -> None:
+    gr.Markdown("Talk to a built-in avatar. The role picks a female or male voice.")
+    with gr.Row():
+        avatar = gr.Dropdown(list(BUILTIN_AVATARS), value=next(iter(BUILTIN_AVATARS)), label="Avatar",
+                             elem_id="builtin-avatar")
+        role = gr.Radio(list(voices.ROLES), value=voices.ROLES[0], label="Role (voice)", elem_id="builtin-role")
+    preview = gr.Image(value=str(next(iter(BUILTIN_AVATARS.values()))), label="Portrait", interactive=False,
+                       height=220, elem_id="builtin-preview")
+    avatar.change(lambda name: str(BUILTIN_AVATARS[name]), avatar, preview, api_name=False, concurrency_limit=None)
+    panel = build_panel("builtin")
+    wire(panel, runtime, state, "builtin", [avatar, role],
+         lambda name, r: {"image": BUILTIN_AVATARS.get(name, next(iter(BUILTIN_AVATARS.values()))),
+                          "tts_options": voices.role_tts_options(runtime.settings, r) or None})
+
+
+def photo_tab(runtime: Runtime, state: gr.State) -> None:
+    gr.Markdown("Use any photo of one face as the avatar: upload it or take one with the webcam.")
+    photo = gr.Image(sources=["upload", "webcam"], type="numpy", image_mode="RGB", label="Portrait",
+                     height=260, elem_id="photo-image")
+    panel = build_panel("photo")
+    wire(panel, runtime, state, "photo", [photo], lambda img: {"image": img})
+
+
+def conversation_tab(runtime: Runtime, state: gr.State) -> None:
+    gr.Markdown("A multi-turn conversation: the avatar remembers earlier turns. Set its persona, "
+                "undo a turn or start over.")
+    with gr.Row():
+        persona = gr.Textbox(value=runtime.settings.pipeline.system_prompt, label="Persona (system prompt)",
+                             lines=3, scale=2, elem_id="conversation-persona")
+        photo = gr.Image(value=str(next(iter(BUILTIN_AVATARS.values()))), sources=["upload", "webcam"],
+                         type="numpy", image_mode="RGB", label="Portrait", height=200, scale=1,
+                         elem_id="conversation-image")
+    panel = build_panel("conversation")
+    wire(panel, runtime, state, "conversation", [photo, persona],
+         lambda img, p: {"image": img, "persona": p or ""})
+
+
+def clone_tab(runtime: Runtime, state: gr.State) -> None:
+    names, why = voices.cloned_voices()
+    backend_why = why_unavailable(spec("tts", voices.CLONE_TTS), runtime.checkpoints)
+    problem = why or backend_why
+    if problem:
+        gr.Markdown(f"**Voice cloning is unavailable here:** {problem}. "
+                    "The avatar answers with the configured voice instead.", elem_id="clone-notice")
+    else:
+        gr.Markdown("Chat with a cloned voice.")
+    with gr.Row():
+        voice = gr.Dropdown(names, value=names[0] if names else None, label="Cloned voice",
+                            interactive=bool(names) and not problem, elem_id="clone-voice")
+        photo = gr.Image(value=str(next(iter(BUILTIN_AVATARS.values()))), sources=["upload", "webcam"],
+                         type="numpy", image_mode="RGB", label="Portrait", height=200, elem_id="clone-image")
+    panel = build_panel("clone")
+
+    def args(img, name):
+        if problem or not name:
+            return {"image": img}
+        return {"image": img, "tts": voices.CLONE_TTS, "tts_options": {"voice": name}}
+
+    wire(panel, runtime, state, "clone", [photo, voice], args)

@@ -1,0 +1,149 @@
+"""The settings tab: which backend runs each stage, each backend's options, and the model manager.
+
+The backends are shared by the whole process, so a change here applies to every visitor's next turn.
+Only backends that can run here are offered; the others are listed with the reason and the fix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import copy
+
+import gradio as gr
+import yaml
+
+from app_modules import config, registry
+from app_modules.errors import TalkerError
+from app_modules.ui.runtime import Runtime
+
+
+def available(runtime: Runtime, stage: str) -> list[str]:
+    return [s.name for s in registry.BACKENDS
+            if s.stage == stage and registry.why_unavailable(s, runtime.checkpoints) is None]
+
+
+def unavailable_table(runtime: Runtime) -> list[list[str]]:
+    rows = []
+    for s in registry.BACKENDS:
+        why = registry.why_unavailable(s, runtime.checkpoints)
+        if why:
+            rows.append([s.stage, s.name, why])
+    return rows
+
+
+def options_yaml(runtime: Runtime, stage: str, name: str | None) -> str:
+    """The backend's options: its defaults overlaid with the current settings, as editable YAML."""
+    if not name:
+        return ""
+    values = {}
+    try:
+        cls = registry.load_class(registry.spec(stage, name))
+        opt_cls = getattr(cls, "Options", None)
+        if opt_cls is not None:
+            values = {f.name: _default(f) for f in dataclasses.fields(opt_cls)}
+    except TalkerError as e:
+        return f"# {e}\n"
+    values.update(runtime.settings.options_for(name))
+    return yaml.safe_dump(values, sort_keys=False, allow_unicode=True) if values else "# no options\n"
+
+
+def _default(f: dataclasses.Field):
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return f.default_factory()  # type: ignore[misc]
+    return None
+
+
+def apply(runtime: Runtime, choices: dict[str, str], option_texts: dict[str, str], subtitles: str) -> str:
+    """Validate the new settings fully (every chosen backend's options) before swapping them in."""
+    s = copy.deepcopy(runtime.settings)
+    raw = {"pipeline": dataclasses.asdict(s.pipeline), "server": dataclasses.asdict(s.server),
+           "options": copy.deepcopy(s.options)}
+    raw["pipeline"]["subtitles"] = subtitles
+    for stage in registry.STAGES:
+        name = choices.get(stage) or s.backend(stage)
+        raw[stage] = name
+        text = option_texts.get(stage, "")
+        try:
+            opts = yaml.safe_load(text) if text.strip() else {}
+        except yaml.YAMLError as e:
+            raise TalkerError(f"the {stage} options are not valid YAML: {e}") from e
+        if opts is None:
+            opts = {}
+        if not isinstance(opts, dict):
+            raise TalkerError(f"the {stage} options must be a mapping of name: value")
+        cls = registry.load_class(registry.spec(stage, name))
+        registry.build_options(cls, opts)  # unknown or mistyped options are named now, not at the next turn
+        raw["options"][name] = opts
+    new = config.from_dict(raw)
+    runtime.replace_settings(new)
+    return ("Saved. The backends " + ", ".join(f"{st}={new.backend(st)}" for st in registry.STAGES)
+            + " load on the next turn.")
+
+
+def checkpoint_rows(runtime: Runtime) -> list[list]:
+    return [[f.backend, f.name, f.size_mb or "", "optional" if f.optional else "required",
+             "✅ present" if ok else "missing"] for f, ok in runtime.checkpoints.status()]
+
+
+def settings_tab(runtime: Runtime) -> None:
+    gr.Markdown("Backends per stage. Changes apply to **every visitor** of this server from their next turn. "
+                "Only backends that can run on this machine are offered.")
+    dropdowns: dict[str, gr.Dropdown] = {}
+    codes: dict[str, gr.Code] = {}
+    for stage in registry.STAGES:
+        names = available(runtime, stage)
+        current = runtime.settings.backend(stage)
+        with gr.Row():
+            dropdowns[stage] = gr.Dropdown(names, value=current if current in names else None,
+                                           label=f"{stage.upper()} backend", scale=1, elem_id=f"settings-{stage}")
+            codes[stage] = gr.Code(options_yaml(runtime, stage, current if current in names else None),
+                                   language="yaml", label=f"{stage.upper()} options", scale=2,
+                                   elem_id=f"settings-{stage}-options")
+        dropdowns[stage].change(lambda name, st=stage: options_yaml(runtime, st, name), dropdowns[stage],
+                                codes[stage], api_name=False, concurrency_limit=None)
+    subtitles = gr.Radio(["srt", "burn"], value=runtime.settings.pipeline.subtitles,
+                         label="Subtitles: a separate track (srt) or drawn into the video (burn)")
+    save = gr.Button("Apply settings", variant="primary", elem_id="settings-apply")
+    result = gr.Markdown(elem_id="settings-result")
+    with gr.Accordion("Backends that cannot run here, and why", open=False):
+        gr.Dataframe(unavailable_table(runtime), headers=["stage", "backend", "why not / how to fix"],
+                     interactive=False, wrap=True)
+
+    def on_save(*values):
+        n = len(registry.STAGES)
+        choices = dict(zip(registry.STAGES, values[:n]))
+        texts = dict(zip(registry.STAGES, values[n:2 * n]))
+        try:
+            return apply(runtime, choices, texts, values[-1])
+        except TalkerError as e:
+            return f"⚠️ Not saved: {e}"
+
+    save.click(on_save, [*dropdowns.values(), *codes.values(), subtitles], result, api_name="apply_settings",
+               concurrency_limit=None)
+
+    gr.Markdown("### Model manager")
+    table = gr.Dataframe(checkpoint_rows(runtime), headers=["backend", "file", "MB", "kind", "status"],
+                         interactive=False, elem_id="models-table")
+    with gr.Row():
+        which = gr.Dropdown(sorted(runtime.checkpoints.catalog), label="Backend to download", scale=2)
+        download = gr.Button("Download", scale=1, elem_id="models-download")
+        refresh = gr.Button("Refresh", scale=1)
+    message = gr.Markdown(elem_id="models-message")
+
+    def on_download(backend, progress=gr.Progress()):
+        if not backend:
+            return gr.skip(), "Pick a backend to download first."
+
+        def report(name: str, done: int, total: int | None) -> None:
+            progress(done / total if total else None, desc=f"{name}: {done / 1e6:.0f} MB")
+
+        try:
+            paths = runtime.checkpoints.download(backend, progress=report)
+        except TalkerError as e:
+            return checkpoint_rows(runtime), f"⚠️ {e}"
+        return checkpoint_rows(runtime), f"Downloaded {len(paths)} file(s) for {backend}."
+
+    download.click(on_download, which, [table, message], api_name=False, concurrency_limit=2)
+    refresh.click(lambda: checkpoint_rows(runtime), None, table, api_name=False, concurrency_limit=None)
