@@ -79,7 +79,7 @@ def strip_markdown(text: str) -> str:
         line = _BLOCK.sub("", line)
         for pattern, repl in _SUBS_INLINE:
             line = pattern.sub(repl, line)
-        line = line.strip()
+        line = re.sub(r"[ \t]{2,}", " ", line).strip()
         if not line:
             continue
         if block and not line.endswith(_END_PUNCT):
@@ -88,11 +88,14 @@ def strip_markdown(text: str) -> str:
     return _join_lines(lines)
 
 
+_WIDE = re.compile(r"[\u3000-\u9fff\uf900-\ufaff\uff00-\uffef]")  # CJK characters and punctuation
+
+
 def _join_lines(lines: list[str]) -> str:
     out = ""
     for line in lines:
         # Chinese text has no spaces between lines of one paragraph
-        if out and not (_CJK.match(out[-1]) and _CJK.match(line[0])):
+        if out and not (_WIDE.match(out[-1]) or _WIDE.match(line[0])):
             out += " "
         out += line
     return out
@@ -163,6 +166,8 @@ def _en_time(m: re.Match) -> str:
                           else f" oh {_words(mi)}" if mi < 10 else f" {_words(mi)}")
     if suffix:
         spoken += " " + " ".join(suffix.replace(".", "").upper())
+        if suffix.endswith("."):  # "p.m." at the end of a sentence also ends the sentence
+            spoken += "."
     return spoken
 
 
