@@ -51,6 +51,8 @@ class ServerSettings:
     concurrency: int = 1
     # the largest upload accepted, in megabytes
     max_upload_mb: int = 20
+    # a bearer token the HTTP API requires; empty for none (TALKER_API_TOKEN also sets it)
+    api_token: str = ""
 
 
 @dataclass

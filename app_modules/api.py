@@ -1,0 +1,387 @@
+"""Talker over HTTP: the same stages and the same error messages as the web UI.
+
+    python -m app_modules.api [--settings settings.yaml] [--set server.port=8000]
+
+Endpoints (all under ``/api``; interactive docs at ``/docs``):
+
+    GET  /api/backends     every backend by stage, whether it can run here and why not
+    GET  /api/voices       the voices the configured TTS and the voice-cloning backend offer
+    POST /api/transcribe   audio file -> {"text"}
+    POST /api/speak        text -> audio/wav
+    POST /api/render       portrait + text -> video/mp4 (the avatar reads the text)
+    POST /api/chat         {"text", "history"} -> NDJSON stream of reply deltas (LLM only)
+    POST /api/turn         portrait + (text | audio) -> NDJSON stream of turn events
+    GET  /api/files/{job}/{name}   a file a turn made (per-sentence videos, answer.mp4, answer.srt)
+
+Errors are JSON ``{"error": message, "stage": ...}`` with the UI's wording. A bearer token is
+required when ``server.api_token`` or ``TALKER_API_TOKEN`` is set. Uploaded file names are never
+used: uploads are stored under fixed names in a fresh per-request folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hmac
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field
+
+from app_modules import config, media, registry
+from app_modules.errors import (
+    BackendUnavailableError,
+    BadInputError,
+    MissingWeightsError,
+    StageError,
+    TalkerError,
+)
+from app_modules.history import ChatHistory, Turn
+from app_modules.pipeline import Pipeline
+from app_modules.types import (
+    Progress,
+    SentenceAudio,
+    SentenceVideo,
+    StageFailed,
+    TextDelta,
+    Transcript,
+    TurnResult,
+)
+
+PipelineFactory = Callable[..., Pipeline]  # (settings, need_asr=, need_video=, llm=) -> Pipeline
+JOB_TTL_S = 3600  # a turn's files stay downloadable this long
+_JOB = re.compile(r"^[0-9a-f]{32}$")
+_FILE = re.compile(r"^[A-Za-z0-9_-]{1,64}\.(mp4|wav|srt)$")
+_MEDIA = {".mp4": "video/mp4", ".wav": "audio/wav", ".srt": "application/x-subrip"}
+
+
+class ChatRequest(BaseModel):
+    text: str = Field(..., description="the user's message")
+    history: list[tuple[str, str]] = Field(default_factory=list, description="earlier (user, assistant) turns")
+    system_prompt: str | None = Field(None, description="persona; the server's default when absent")
+
+
+def _status(e: TalkerError) -> int:
+    if isinstance(e, BadInputError):
+        return 400
+    if isinstance(e, (MissingWeightsError, BackendUnavailableError)):
+        return 503
+    if isinstance(e, StageError):
+        return 502
+    return 500
+
+
+def _error(status: int, message: str, stage: str | None = None) -> JSONResponse:
+    return JSONResponse({"error": message, "stage": stage}, status_code=status)
+
+
+def _cached_factory(settings: config.Settings) -> PipelineFactory:
+    """The default: the UI's runtime, so each backend is loaded once per process and shared."""
+    from app_modules.ui.runtime import Runtime
+
+    runtime = Runtime(settings)
+
+    def factory(_settings: config.Settings, *, need_asr: bool = False, need_video: bool = True,
+                llm: str | None = None) -> Pipeline:
+        return runtime.pipeline(need_asr=need_asr, need_video=need_video, llm=llm)
+
+    return factory
+
+
+def create_app(settings: config.Settings, pipeline_factory: PipelineFactory | None = None) -> FastAPI:
+    """The FastAPI app. ``pipeline_factory`` (tests) replaces the backends the settings name."""
+    factory = pipeline_factory or _cached_factory(settings)
+    token = getattr(settings.server, "api_token", "") or os.environ.get("TALKER_API_TOKEN", "")
+    max_bytes = settings.server.max_upload_mb * 1024 * 1024
+    jobs_root = Path(tempfile.mkdtemp(prefix="talker-api-", dir=settings.pipeline.workdir or None))
+    # turns are the GPU work: only `concurrency` render at once, the rest wait their turn
+    busy = threading.BoundedSemaphore(max(1, settings.server.concurrency))
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        yield
+        shutil.rmtree(jobs_root, ignore_errors=True)
+
+    app = FastAPI(title="Talker API", version="1.0",
+                  description="Talking-avatar stages over HTTP: ASR, LLM, TTS and the talking head.",
+                  lifespan=lifespan)
+    bearer = HTTPBearer(auto_error=False)
+
+    def authorized(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
+        if not token:
+            return
+        if creds is None or not hmac.compare_digest(creds.credentials.encode(), token.encode()):
+            raise HTTPException(401, "a valid bearer token is required (Authorization: Bearer <token>)",
+                                headers={"WWW-Authenticate": "Bearer"})
+
+    @app.exception_handler(TalkerError)
+    async def talker_error(_request: Request, e: TalkerError) -> JSONResponse:
+        return _error(_status(e), str(e), getattr(e, "stage", None))
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_request: Request, e: HTTPException) -> JSONResponse:
+        return JSONResponse({"error": e.detail, "stage": None}, status_code=e.status_code, headers=e.headers)
+
+    @app.middleware("http")
+    async def limit_upload(request: Request, call_next):
+        # refuse an oversized body before reading it; bodies without a length are checked on read
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > max_bytes + 64 * 1024:
+            return _error(413, f"the upload is too large: the limit is {settings.server.max_upload_mb} MB")
+        return await call_next(request)
+
+    # --------------------------------------------------------------------------------- helpers
+    def new_job() -> Path:
+        now = time.time()
+        for old in jobs_root.iterdir():
+            if now - old.stat().st_mtime > JOB_TTL_S:
+                shutil.rmtree(old, ignore_errors=True)
+        job = jobs_root / uuid.uuid4().hex
+        job.mkdir()
+        return job
+
+    def save_upload(upload: UploadFile, job: Path, name: str, what: str) -> Path:
+        """Store an upload as ``job/name`` (the client's file name is ignored), enforcing the size limit."""
+        dest = job / name
+        size = 0
+        with open(dest, "wb") as out:
+            while chunk := upload.file.read(1 << 20):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise HTTPException(413, f"the {what} is too large: the limit is "
+                                             f"{settings.server.max_upload_mb} MB")
+                out.write(chunk)
+        if size == 0:
+            raise BadInputError(f"the {what} is empty (zero bytes)")
+        return dest
+
+    def load_portrait(upload: UploadFile, job: Path):
+        return media.limit_size(media.load_image(save_upload(upload, job, "portrait.upload", "image")))
+
+    def load_speech(upload: UploadFile, job: Path):
+        audio = media.load_audio(save_upload(upload, job, "speech.upload", "audio file"), 16000)
+        media.require_sound(audio, "the audio file")
+        return audio
+
+    def file_url(job: Path, path: Path | None) -> str | None:
+        if path is None:
+            return None
+        return f"/api/files/{job.name}/{path.relative_to(job).as_posix().replace('/', '_')}"
+
+    def publish(job: Path, path: Path) -> Path:
+        # turn files live in job/turn-xxx/; flatten them so a URL is job + one safe name
+        # (a hard link, not a move: the pipeline still reads the originals to join the answer)
+        flat = job / path.relative_to(job).as_posix().replace("/", "_")
+        if flat != path and not flat.exists():
+            try:
+                os.link(path, flat)
+            except OSError:
+                shutil.copyfile(path, flat)
+        return flat
+
+    def run_to_end(pipe: Pipeline, job: Path, **kwargs) -> TurnResult:
+        with busy:
+            for ev in pipe.turn(ChatHistory(), job, **kwargs):
+                if isinstance(ev, StageFailed):
+                    raise _stage_failed(ev)
+                if isinstance(ev, TurnResult):
+                    return ev
+        raise TalkerError("the turn ended without a result")
+
+    # ------------------------------------------------------------------------------- endpoints
+    @app.get("/api/backends", dependencies=[Depends(authorized)])
+    def backends() -> dict[str, Any]:
+        out: dict[str, Any] = {"selected": {st: settings.backend(st) for st in registry.STAGES}, "stages": {}}
+        for s in registry.BACKENDS:
+            why = registry.why_unavailable(s)
+            out["stages"].setdefault(s.stage, []).append(
+                {"name": s.name, "description": s.description, "available": why is None, "reason": why})
+        return out
+
+    @app.get("/api/voices", dependencies=[Depends(authorized)])
+    def voices() -> dict[str, Any]:
+        from app_modules.ui import voices as v
+
+        cloned, why = v.cloned_voices()
+        return {"tts": settings.tts,
+                "roles": {role: v.role_tts_options(settings, role) for role in v.ROLES},
+                "cloned": {"backend": v.CLONE_TTS, "voices": cloned, "unavailable": why}}
+
+    @app.post("/api/transcribe", dependencies=[Depends(authorized)])
+    def transcribe(audio: UploadFile = File(..., description="speech in any format ffmpeg reads"),
+                   language: str = Form("", description="e.g. en, zh; empty to detect")) -> dict[str, str]:
+        job = new_job()
+        try:
+            speech = load_speech(audio, job)
+            asr = factory(settings, need_asr=True, need_video=False, llm="read-aloud").stages.asr
+            with busy:
+                text = asr.transcribe(speech, language or settings.pipeline.language or None).strip()
+        finally:
+            shutil.rmtree(job, ignore_errors=True)
+        if not text:
+            raise BadInputError("no speech detected in the recording; speak closer to the microphone")
+        return {"text": text}
+
+    @app.post("/api/speak", dependencies=[Depends(authorized)],
+              responses={200: {"content": {"audio/wav": {}}}}, response_class=Response)
+    def speak(text: str = Form(..., description="what to say")) -> Response:
+        if not text.strip():
+            raise BadInputError("the text is empty: type something for the avatar to say")
+        pipe = factory(settings, need_asr=False, need_video=False, llm="read-aloud")
+        job = new_job()
+        try:
+            result = run_to_end(pipe, job, text=text)
+            data = Path(result.audio).read_bytes()
+        finally:
+            shutil.rmtree(job, ignore_errors=True)
+        return Response(data, media_type="audio/wav")
+
+    @app.post("/api/render", dependencies=[Depends(authorized)],
+              responses={200: {"content": {"video/mp4": {}}}}, response_class=Response)
+    def render(image: UploadFile = File(..., description="a portrait with one face"),
+               text: str = Form(..., description="what the avatar says")) -> Response:
+        if not text.strip():
+            raise BadInputError("the text is empty: type something for the avatar to say")
+        job = new_job()
+        try:
+            face = load_portrait(image, job)
+            pipe = factory(settings, need_asr=False, need_video=True, llm="read-aloud")
+            result = run_to_end(pipe, job, text=text, image=face)
+            data = Path(result.video).read_bytes()
+        finally:
+            shutil.rmtree(job, ignore_errors=True)
+        return Response(data, media_type="video/mp4")
+
+    @app.post("/api/chat", dependencies=[Depends(authorized)],
+              responses={200: {"content": {"application/x-ndjson": {}}}})
+    def chat(body: ChatRequest) -> StreamingResponse:
+        if not body.text.strip():
+            raise BadInputError("the text is empty: type something for the avatar to answer")
+        llm = factory(settings, need_asr=False, need_video=False).stages.llm
+        prompt = settings.pipeline.system_prompt if body.system_prompt is None else body.system_prompt
+        history = ChatHistory(prompt, [Turn(u, a) for u, a in body.history])
+        messages = history.messages(body.text, llm.count_tokens, getattr(llm, "context_tokens", None))
+
+        def events() -> Iterator[bytes]:
+            reply = ""
+            try:
+                for piece in llm.stream(messages):
+                    reply += piece
+                    yield _line({"type": "delta", "text": piece})
+            except TalkerError as e:
+                yield _line({"type": "error", "stage": getattr(e, "stage", "llm"), "message": str(e)})
+                return
+            yield _line({"type": "done", "reply": reply})
+
+        return StreamingResponse(events(), media_type="application/x-ndjson")
+
+    @app.post("/api/turn", dependencies=[Depends(authorized)],
+              responses={200: {"content": {"application/x-ndjson": {}}}})
+    def turn(image: UploadFile = File(..., description="a portrait with one face"),
+             text: str = Form("", description="the question, or empty when audio is given"),
+             audio: UploadFile | None = File(None, description="the question, spoken"),
+             history: str = Form("[]", description='JSON list of earlier [user, assistant] turns'),
+             system_prompt: str | None = Form(None)) -> StreamingResponse:
+        try:
+            turns = [Turn(str(u), str(a)) for u, a in json.loads(history or "[]")]
+        except (ValueError, TypeError) as e:
+            raise BadInputError(f"history must be a JSON list of [user, assistant] pairs: {e}") from e
+        job = new_job()
+        try:
+            face = load_portrait(image, job)
+            speech = load_speech(audio, job) if audio is not None and audio.filename else None
+            if speech is None and not text.strip():
+                raise BadInputError("nothing to answer: send text or an audio file")
+            pipe = factory(settings, need_asr=speech is not None, need_video=True)
+            pipe.avatar(face)  # a portrait without a face is a 400 now, not an error inside the stream
+        except BaseException:
+            shutil.rmtree(job, ignore_errors=True)
+            raise
+        prompt = settings.pipeline.system_prompt if system_prompt is None else system_prompt
+        chat_history = ChatHistory(prompt, turns)
+
+        def events() -> Iterator[bytes]:
+            with busy:
+                for ev in pipe.turn(chat_history, job, text=text if speech is None else None, audio=speech,
+                                    image=face):
+                    yield _line(_event_json(ev, job, publish, file_url))
+
+        return StreamingResponse(events(), media_type="application/x-ndjson")
+
+    @app.get("/api/files/{job}/{name}", dependencies=[Depends(authorized)])
+    def files(job: str, name: str) -> FileResponse:
+        # both parts are checked against strict patterns, so a request can never leave jobs_root
+        if not _JOB.match(job) or not _FILE.match(name):
+            raise HTTPException(404, "no such file")
+        path = jobs_root / job / name
+        if not path.is_file():
+            raise HTTPException(404, "no such file (files are kept for an hour)")
+        return FileResponse(path, media_type=_MEDIA[path.suffix])
+
+    return app
+
+
+def _stage_failed(ev: StageFailed) -> TalkerError:
+    if ev.stage == "input":
+        return BadInputError(ev.message)
+    return StageError(ev.stage, ev.message)
+
+
+def _line(obj: dict[str, Any]) -> bytes:
+    return (json.dumps(obj, ensure_ascii=False) + "\n").encode()
+
+
+def _event_json(ev: Any, job: Path, publish: Callable, url: Callable) -> dict[str, Any]:
+    if isinstance(ev, Transcript):
+        return {"type": "transcript", "text": ev.text}
+    if isinstance(ev, TextDelta):
+        return {"type": "delta", "text": ev.text}
+    if isinstance(ev, SentenceAudio):
+        return {"type": "sentence_audio", "index": ev.index, "text": ev.text,
+                "url": url(job, publish(job, ev.path)), "duration": ev.audio.duration}
+    if isinstance(ev, SentenceVideo):
+        return {"type": "sentence_video", "index": ev.index, "text": ev.text,
+                "url": url(job, publish(job, ev.path)), "duration": ev.duration}
+    if isinstance(ev, TurnResult):
+        return {"type": "result", "reply": ev.reply, "timings": ev.timings,
+                **{k: url(job, publish(job, p)) if p else None
+                   for k, p in (("video", ev.video), ("audio", ev.audio), ("subtitles", ev.subtitles))}}
+    if isinstance(ev, StageFailed):
+        return {"type": "error", "stage": ev.stage, "message": ev.message}
+    if isinstance(ev, Progress):
+        return {"type": "progress", "stage": ev.stage, "message": ev.message, "fraction": ev.fraction}
+    return {"type": type(ev).__name__}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m app_modules.api", description="Talker HTTP API")
+    p.add_argument("--settings", help="settings file (YAML); default: settings.yaml")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a setting, e.g. --set server.port=8000 --set llm=read-aloud")
+    args = p.parse_args(argv)
+    try:
+        settings = config.load(args.settings, args.set)
+    except TalkerError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    import uvicorn
+
+    uvicorn.run(create_app(settings), host=settings.server.host, port=settings.server.port)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
