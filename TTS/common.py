@@ -7,6 +7,10 @@ from collections.abc import Callable
 
 import numpy as np
 
+# media.resample imports scipy.signal on first use: a second or more, which would otherwise be
+# added to the first sentence the user waits for instead of to loading the voice
+import scipy.signal  # noqa: F401
+
 from app_modules.errors import BadInputError
 from app_modules.media import normalize
 from app_modules.types import Audio, WordTiming
