@@ -17,7 +17,7 @@ from typing import Any, TextIO
 
 from app_modules import config, registry
 from app_modules.errors import TalkerError
-from app_modules.history import ChatHistory
+from app_modules.history import MESSAGE_OVERHEAD, ChatHistory
 
 
 def add_chat_text_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -64,7 +64,8 @@ def run_chat_text(args: argparse.Namespace, stdin: TextIO | None = None, stdout:
             print(f"(forgot: {turn.user})" if turn else "(nothing to undo)", file=stderr)
             continue
         messages = history.messages(text, llm.count_tokens, llm.context_tokens,
-                                    reserve=getattr(llm, "reply_tokens", 512))
+                                    reserve=getattr(llm, "reply_tokens", 512),
+                                    overhead=getattr(llm, "message_overhead", MESSAGE_OVERHEAD))
         pieces: list[str] = []
         try:
             for piece in llm.stream(messages):

@@ -32,10 +32,13 @@ class ChatHistory:
     dropped: int = field(default=0, compare=False)
 
     def messages(self, user_text: str, count_tokens: Callable[[str], int] | None = None,
-                 max_tokens: int | None = None, reserve: int = 512) -> list[Message]:
+                 max_tokens: int | None = None, reserve: int = 512,
+                 overhead: int = MESSAGE_OVERHEAD) -> list[Message]:
         """The messages for the next reply: persona, as many recent turns as fit, the new user text.
 
         Oldest turns are dropped first so the prompt plus ``reserve`` reply tokens fit ``max_tokens``.
+        ``overhead`` is what the chat template adds per message (a backend with a tokenizer measures
+        it: ``llm.message_overhead``); one more is kept for the reply's own header.
         A turn is kept or dropped whole: half a turn would leave a question without its answer.
         The persona and the new text are always sent, even when they alone are too long; the
         backend's error then says so, which is better than silently cutting what the user said."""
@@ -43,11 +46,11 @@ class ChatHistory:
         tail = [{"role": "user", "content": user_text}]
         turns = list(self.turns)
         if count_tokens and max_tokens:
-            budget = max_tokens - reserve - sum(count_tokens(m["content"]) + MESSAGE_OVERHEAD
-                                                for m in head + tail)
+            budget = max_tokens - reserve - overhead - sum(count_tokens(m["content"]) + overhead
+                                                           for m in head + tail)
             kept: list[Turn] = []
             for t in reversed(turns):
-                cost = count_tokens(t.user) + count_tokens(t.assistant) + 2 * MESSAGE_OVERHEAD
+                cost = count_tokens(t.user) + count_tokens(t.assistant) + 2 * overhead
                 if cost > budget:
                     break  # everything older goes too: a gap in the middle would confuse the model
                 budget -= cost
