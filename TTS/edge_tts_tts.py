@@ -117,10 +117,14 @@ def _run_async(fn, *args):
 
 
 def _fallback_options(name: str, edge_voice: str) -> dict[str, Any]:
-    if name == "espeak":
-        locale = edge_voice.split("-Neural")[0].lower()
-        return {"voice": "cmn" if locale.startswith("zh") else "en-us" if locale.startswith("en") else "auto"}
-    return {}
+    """Options for the offline voice that match the Edge voice's language where espeak-ng has it;
+    for Chinese and English "auto" follows the text, so a Chinese voice reading English still works."""
+    if name != "espeak":
+        return {}
+    from TTS.espeak_tts import available_voices
+
+    lang = edge_voice.split("-", 1)[0].lower()
+    return {"voice": lang if lang not in ("zh", "en") and lang in available_voices() else "auto"}
 
 
 class EdgeTTS(TTS):
@@ -180,7 +184,8 @@ class EdgeTTS(TTS):
         except (OSError, asyncio.TimeoutError, edge_tts.exceptions.EdgeTTSException,
                 aiohttp.ClientError) as e:
             self._down_until = time.monotonic() + self.options.retry_after_s
-            self._reason = f"{type(e).__name__}: {e}".strip(": ")
+            # aiohttp puts the SSL context's repr in its message: noise to a user
+            self._reason = re.sub(r"\s*ssl:<[^>]*>", "", f"{type(e).__name__}: {e}").strip(": ")
             return self._speak_offline(sentence, self._reason)
         mp3, words = parse_stream(messages)
         if not mp3:

@@ -118,10 +118,13 @@ def test_unreachable_service_falls_back_to_espeak_with_a_notice(fake, caplog):
     assert [w.text for w in speech.words] == "Hello there. The network is down.".split()
     # the service is not asked again for every sentence while it is down
     assert len(fake.calls) == 1
-    # Chinese voices fall back to espeak's Mandarin
+    # the offline voice follows the text for Chinese and English, and the Edge voice's language otherwise
     zh = EdgeTTS(EdgeTTS.Options())
     assert zh.synthesize("你好。").audio.duration > 0.3
-    assert zh._fallback.options.voice == "cmn"
+    assert zh._fallback.voice_for("你好。") == "cmn" and zh._fallback.voice_for("Hi.") == "en-us"
+    de = EdgeTTS(EdgeTTS.Options(voice="de-DE-KatjaNeural"))
+    de.synthesize("Guten Tag.")
+    assert de._fallback.options.voice == "de"
 
 
 def test_no_fallback_raises_a_stage_error(fake):
