@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from app_modules.checkpoints import CheckpointManager
 from app_modules.errors import BackendUnavailableError, StageError, TalkerError
 from app_modules.media import from_array
+from app_modules.types import Audio
+from TTS.align import align_words
 from TTS.base import TTS, Speech
 from TTS.common import by_sentence, finish
 from TTS.text_norm import is_chinese, normalize_text
@@ -79,11 +81,16 @@ class EspeakTTS(TTS):
         return voice
 
     def synthesize(self, text: str) -> Speech:
-        voice = self.voice_for(text)
-        lang = "zh" if voice.lower().startswith(("cmn", "zh", "yue")) else "en"
-        return by_sentence(normalize_text(text, lang), lambda s: self._speak(s, voice))
+        return by_sentence(normalize_text(text, numbers=False), self._sentence)
 
-    def _speak(self, sentence: str, voice: str) -> Speech:
+    def _sentence(self, sentence: str) -> Speech:
+        # the voice is chosen per sentence, so "auto" follows a reply that switches language
+        voice = self.voice_for(sentence)
+        spoken = normalize_text(sentence, voice.split("+", 1)[0])
+        audio = self._speak(spoken, voice)
+        return Speech(audio, align_words(spoken, audio))
+
+    def _speak(self, sentence: str, voice: str) -> Audio:
         import soundfile as sf
 
         o = self.options
@@ -98,4 +105,4 @@ class EspeakTTS(TTS):
             err = proc.stderr.decode(errors="replace").strip() or f"exit status {proc.returncode}, no audio"
             raise StageError("tts", f"espeak-ng failed for voice {voice!r}: {err}")
         samples, rate = sf.read(io.BytesIO(proc.stdout), dtype="float32")
-        return Speech(finish(from_array(samples, rate)))
+        return finish(from_array(samples, rate))

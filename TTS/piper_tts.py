@@ -18,6 +18,7 @@ import numpy as np
 from app_modules.checkpoints import CheckpointManager
 from app_modules.errors import BackendUnavailableError, MissingWeightsError, StageError, TalkerError
 from app_modules.types import Audio
+from TTS.align import align_words
 from TTS.base import TTS, Speech
 from TTS.common import by_sentence, finish
 from TTS.text_norm import is_chinese, normalize_text
@@ -113,11 +114,16 @@ class PiperTTS(TTS):
         return self.voice
 
     def synthesize(self, text: str) -> Speech:
-        voice = self._voice_for(text)
-        lang = "zh" if voice.config.espeak_voice.startswith(("cmn", "zh")) else "en"
-        return by_sentence(normalize_text(text, lang), lambda s: self._speak(s, voice))
+        return by_sentence(normalize_text(text, numbers=False), self._sentence)
 
-    def _speak(self, sentence: str, voice: PiperVoice) -> Speech:
+    def _sentence(self, sentence: str) -> Speech:
+        # the voice is chosen per sentence, so a reply that switches language switches voice
+        voice = self._voice_for(sentence)
+        spoken = normalize_text(sentence, voice.config.espeak_voice)
+        audio = self._speak(spoken, voice)
+        return Speech(audio, align_words(spoken, audio))
+
+    def _speak(self, sentence: str, voice: PiperVoice) -> Audio:
         o = self.options
         speaker = o.speaker if voice is self.voice else None  # ids belong to the main voice
         syn = SynthesisConfig(speaker_id=speaker, length_scale=1.0 / o.speed, noise_scale=o.noise_scale,
@@ -129,4 +135,4 @@ class PiperTTS(TTS):
         if not chunks:
             raise StageError("tts", f"Piper produced no audio for {sentence[:40]!r} (nothing pronounceable)")
         samples = np.concatenate(chunks).astype(np.float32)
-        return Speech(finish(Audio(samples, voice.config.sample_rate)))
+        return finish(Audio(samples, voice.config.sample_rate))

@@ -327,12 +327,17 @@ def normalize_chinese(text: str) -> str:
 
 def normalize_text(text: str, language: str | None = None, numbers: bool = True) -> str:
     """Markdown and emoji removed; with ``numbers``, digits spelled out in ``language``
-    ("zh" or "en"; None detects it). Voices that read digits well (Edge) pass ``numbers=False``,
+    ("zh", "en" or a voice code such as "cmn", "en-us"; None detects zh or en; other languages
+    keep their digits). Voices that read digits well (Edge) pass ``numbers=False``,
     so their word timings keep the digits the subtitles show."""
     text = strip_emoji(strip_markdown(text))
     if numbers:
-        lang = language or language_of(text)
-        text = normalize_chinese(text) if lang.startswith("zh") or lang == "cmn" else normalize_english(text)
+        lang = (language or language_of(text)).lower()
+        if lang.startswith(("zh", "cmn", "yue")):
+            text = normalize_chinese(text)
+        elif lang.startswith("en"):
+            text = normalize_english(text)
+        # other languages: the voice reads digits in its own language better than English words
     return re.sub(r"[ \t]+", " ", text).strip()
 
 

@@ -63,6 +63,15 @@ def test_chinese_text_gets_the_mandarin_voice_when_auto():
     assert english.audio.duration > 1.5 * _tts(voice="cmn").synthesize("你好，世界。").audio.duration
 
 
+def test_auto_voice_follows_a_reply_that_switches_language():
+    tts, voices = _tts(voice="auto+f3"), []
+    speak = tts._speak
+    tts._speak = lambda sentence, voice: (voices.append((voice, sentence)), speak(sentence, voice))[1]
+    speech = tts.synthesize("I have 2 cats. 我有2只猫。")
+    assert voices == [("en-us+f3", "I have two cats."), ("cmn+f3", "我有两只猫。")]
+    assert [w.text for w in speech.words][-5:] == ["我", "有", "两", "只", "猫。"]
+
+
 def test_speed_and_pitch_reach_espeak():
     text = "The rain in Spain stays mainly in the plain."
     slow, fast = _tts(speed=120).synthesize(text), _tts(speed=300).synthesize(text)

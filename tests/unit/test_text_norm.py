@@ -97,6 +97,9 @@ def test_language_detection_and_the_whole_chain():
     assert normalize_text("# Hi\nI'm **3** 😀") == "Hi. I'm three"
     assert normalize_text("It is 5 pm", numbers=False) == "It is 5 pm"
     assert normalize_text("共3个", language="zh") == "共三个"
+    assert normalize_text("共3个", language="cmn") == "共三个"
+    # a German voice reads digits in German itself: English words would be wrong
+    assert normalize_text("Es kostet 5 Euro.", language="de") == "Es kostet 5 Euro."
 
 
 def test_sentences_split_for_synthesis():
