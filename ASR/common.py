@@ -37,13 +37,25 @@ def to_16k_mono(audio: Audio | tuple[int, np.ndarray] | str | Path) -> Audio:
         return media.load_audio(audio, SAMPLE_RATE)
     if isinstance(audio, tuple):
         rate, samples = audio
-        audio = media.from_array(samples, rate)
-    samples = np.asarray(audio.samples)
-    if samples.ndim == 2:  # an Audio built by hand from a stereo array
-        audio = media.from_array(samples, audio.sample_rate)
-    if audio.samples.dtype != np.float32:
-        audio = Audio(audio.samples.astype(np.float32), audio.sample_rate)
+        audio = Audio(_float_mono(samples), int(rate))
+    elif np.asarray(audio.samples).ndim != 1 or audio.samples.dtype != np.float32:
+        audio = Audio(_float_mono(audio.samples), audio.sample_rate)
     return media.resample(audio, SAMPLE_RATE)
+
+
+def _float_mono(samples: np.ndarray) -> np.ndarray:
+    """float32 in [-1, 1], channels averaged.
+
+    Integer samples are scaled before the channels are averaged: averaging first turns int16 into
+    float64 that still holds values up to 32767, as ``media.from_array`` does with stereo int16."""
+    a = np.asarray(samples)
+    if a.dtype.kind == "i":
+        a = a.astype(np.float32) / float(np.iinfo(a.dtype).max)
+    elif a.dtype.kind == "u":
+        a = (a.astype(np.float32) - 128.0) / 128.0
+    if a.ndim == 2:  # (n, channels) as gradio and soundfile give it, or (channels, n)
+        a = a.mean(axis=1) if a.shape[1] <= 8 else a.mean(axis=0)
+    return a.astype(np.float32).reshape(-1)
 
 
 def normalise_language(language: str | None) -> str | None:
