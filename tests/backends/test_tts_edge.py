@@ -128,7 +128,7 @@ def test_unreachable_service_falls_back_to_espeak_with_a_notice(fake, caplog):
 
 
 def test_no_fallback_raises_a_stage_error(fake):
-    fake.error = asyncio.TimeoutError()
+    fake.error = TimeoutError()
     with pytest.raises(StageError, match="unreachable"):
         EdgeTTS(EdgeTTS.Options(fallback="")).synthesize("你好")
 
