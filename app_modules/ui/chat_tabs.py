@@ -7,6 +7,7 @@ sentence is not restarted by every streamed word.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,22 @@ def ensure_session(runtime: Runtime, session: Session | None, request: gr.Reques
     return Session.create(runtime.settings, getattr(request, "session_hash", None))
 
 
+def final_video(value: tuple[str, str | None] | None) -> gr.Video:
+    """The answer video with its subtitles as a WebVTT track (the only format browsers play)."""
+    if value is None:
+        return gr.Video(value=None, subtitles=None)
+    video, srt = value
+    return gr.Video(value=video, subtitles=srt_to_vtt(Path(srt)) if srt else None)
+
+
+def srt_to_vtt(srt: Path) -> str:
+    vtt = srt.with_suffix(".vtt")
+    text = srt.read_text(encoding="utf-8")
+    # SRT and WebVTT differ only in the header and the decimal comma of the timestamps
+    vtt.write_text("WEBVTT\n\n" + re.sub(r"(\d\d:\d\d:\d\d),(\d\d\d)", r"\1.\2", text), encoding="utf-8")
+    return str(vtt)
+
+
 def build_panel(key: str) -> Panel:
     with gr.Row():
         with gr.Column(scale=1):
@@ -70,15 +87,15 @@ def wire(panel: Panel, runtime: Runtime, state: gr.State, key: str, extra: list[
          turn_args: Callable[..., dict[str, Any]]) -> None:
     """Connect a panel: ``turn_args(*extra values)`` gives run_turn's image / persona / voice."""
 
-    def respond(session, text, audio, *values, request: gr.Request):
+    def respond(request: gr.Request, session, text, audio, *values):  # gr.Request first: *values follows
         session = ensure_session(runtime, session, request)
         shown_sentence = shown_final = None
         first = True
         for v in run_turn(runtime, session, key, text=text, audio=audio, **turn_args(*values)):
             sentence = v.sentence_video if v.sentence_video != shown_sentence else gr.skip()
-            final = v.final_video if v.final_video != shown_final else gr.skip()
+            final = final_video(v.final_video) if v.final_video != shown_final else gr.skip()
             if first:  # a new question: take the previous answer's videos off the screen
-                sentence, final, first = v.sentence_video, v.final_video, False
+                sentence, final, first = v.sentence_video, final_video(v.final_video), False
             shown_sentence, shown_final = v.sentence_video, v.final_video
             ok = v.done and not v.failed
             yield (session, v.chat, sentence, final, v.status,
@@ -94,7 +111,7 @@ def wire(panel: Panel, runtime: Runtime, state: gr.State, key: str, extra: list[
     def clear(session, request: gr.Request):
         session = ensure_session(runtime, session, request)
         session.history(key).clear()
-        return session, [], None, None, "Conversation cleared."
+        return session, [], None, final_video(None), "Conversation cleared."
 
     outputs = [state, panel.chat, panel.sentence_video, panel.final_video, panel.status, panel.text, panel.mic]
     inputs = [state, panel.text, panel.mic, *extra]
