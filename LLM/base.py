@@ -13,6 +13,10 @@ class LLM(ABC):
 
     #: how many tokens of history the model can take; the history is trimmed to fit
     context_tokens: int = 4096
+    #: tokens kept free for the reply when the history is trimmed
+    reply_tokens: int = 512
+    #: tokens a chat template adds around each message
+    message_overhead: int = 4
 
     @abstractmethod
     def stream(self, messages: list[Message]) -> Iterator[str]:

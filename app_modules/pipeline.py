@@ -42,6 +42,7 @@ from app_modules.types import (
     TurnResult,
     WordTiming,
 )
+from LLM.speakable import to_speech
 
 log = logging.getLogger(__name__)
 _DONE = object()
@@ -105,7 +106,8 @@ class Pipeline:
         yield Transcript(user_text)
 
         llm = self.stages.llm
-        messages = history.messages(user_text, llm.count_tokens, getattr(llm, "context_tokens", None))
+        messages = history.messages(user_text, llm.count_tokens, llm.context_tokens,
+                                    reserve=llm.reply_tokens, overhead=llm.message_overhead)
         events: queue.Queue = queue.Queue()
         sentences: queue.Queue = queue.Queue()
         reply_parts: list[str] = []
@@ -259,13 +261,8 @@ class Pipeline:
 
 
 def speech_text(sentence: str) -> str:
-    """What TTS should read: markdown marks and emoji are not spoken."""
-    import re
-
-    s = re.sub(r"`{1,3}|\*{1,3}|_{2,}|^#+\s*|^\s*[-*+]\s+|^\s*>\s*", "", sentence, flags=re.M)
-    s = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", s)  # links: keep the text
-    s = re.sub("[\U0001f000-\U0001faff\u2600-\u27bf\ufe0f]", "", s)
-    return s.strip() or sentence
+    """What TTS should read: markdown, emoji and URLs are not spoken."""
+    return to_speech(sentence).strip() or sentence
 
 
 def _failure(stage: str, e: BaseException) -> StageFailed:

@@ -1,0 +1,60 @@
+"""``python -m bench all`` runs every benchmark; ``python -m bench turn|tts|asr|thg [ARGS]`` runs one.
+
+Each benchmark prints its own table; ``all`` also collects the turn results as JSON in
+``bench/results/`` (gitignored) with the machine named."""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+BENCHES = {
+    "turn": ["-m", "bench.turn"],
+    "tts": ["-m", "bench.tts"],
+    "asr": ["-m", "bench.asr"],
+    "thg": ["bench/thg.py", "--thg", "lite"],
+}
+
+
+def machine() -> str:
+    gpu = ""
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            gpu = ", " + torch.cuda.get_device_name(0)
+    except ImportError:
+        pass
+    import os
+
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores{gpu}"
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in (*BENCHES, "all"):
+        print(__doc__)
+        return 2
+    root = Path(__file__).resolve().parent.parent
+    names = list(BENCHES) if argv[0] == "all" else [argv[0]]
+    out_dir = root / "bench" / "results"
+    out_dir.mkdir(exist_ok=True)
+    status = 0
+    for name in names:
+        extra = argv[1:] if argv[0] != "all" else []
+        if name == "turn":
+            extra = extra + ["--json", str(out_dir / "turn.json")]
+        print(f"\n=== {name} ({machine()}) ===", flush=True)
+        rc = subprocess.call([sys.executable, *BENCHES[name], *extra], cwd=root)
+        status = status or rc
+    summary = {"machine": machine()}
+    if (out_dir / "turn.json").exists():
+        summary["turn"] = json.loads((out_dir / "turn.json").read_text())
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
