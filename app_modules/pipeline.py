@@ -34,6 +34,7 @@ from app_modules.text import SentenceSplitter
 from app_modules.types import (
     Audio,
     Event,
+    Progress,
     SentenceAudio,
     SentenceVideo,
     StageFailed,
@@ -137,6 +138,7 @@ class Pipeline:
         def consume() -> None:
             offset = 0.0
             stage = "tts"
+            last_notice = getattr(self.stages.tts, "last_notice", None)
             try:
                 index = 0
                 while (s := sentences.get()) is not _DONE:
@@ -144,6 +146,10 @@ class Pipeline:
                         return
                     stage = "tts"
                     sa = self._speak(index, s, offset, turn_dir)
+                    notice = getattr(self.stages.tts, "last_notice", None)
+                    if notice and notice != last_notice:  # e.g. the online voice fell back to espeak
+                        events.put(Progress("tts", notice))
+                    last_notice = notice
                     offset += sa.audio.duration
                     spoken.append(sa)
                     events.put(sa)
