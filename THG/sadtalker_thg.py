@@ -1,0 +1,276 @@
+"""SadTalker talking heads from one portrait, with the published checkpoints.
+
+Weights: ``python -m app_modules.cli download sadtalker`` (SadTalker_V0.0.2_256.safetensors and
+mapping_00229-model.pth.tar; the 512 model and mapping_00109 for ``full`` mode are optional).
+Needs torch, safetensors, scipy, opencv and ``pip install --no-deps mediapipe==0.10.21`` (face landmarks,
+in place of upstream's facexlib, which needs torchvision).
+
+Per portrait (``prepare``): landmarks, the crop, 3DMM coefficients, and everything of the renderer that
+depends on the source image only (canonical keypoints, source keypoints, the encoded feature volume).
+Per sentence (``render``): mel windows -> expression (audio2exp) and head pose (audio2pose, smoothed)
+-> MappingNet -> keypoints -> generator, in batches of frames.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from app_modules.checkpoints import CheckpointManager
+from app_modules.errors import BadInputError, MissingWeightsError, TalkerError
+from app_modules.types import Audio
+from THG.base import THG
+
+try:
+    import torch
+except ImportError as e:  # the registry checks first; this names the fix for direct imports
+    raise ImportError("SadTalker needs torch: pip install torch safetensors opencv-python-headless") from e
+
+PREPROCESS = ("crop", "extcrop", "resize", "full")
+SIZES = (256, 512)
+SEMANTIC_RADIUS = 13  # MappingNet sees 27 frames of coefficients around each frame
+NUM_POSE_STYLES = 46
+
+
+@dataclass
+class Avatar:
+    """What ``prepare`` found in one portrait; reused for every sentence."""
+
+    image: np.ndarray  # the portrait, RGB uint8
+    box: tuple[int, int, int, int]  # the crop in the portrait (x1, y1, x2, y2)
+    coeffs: np.ndarray  # (70,) expression 64 + pose 6, or (73,) with the crop's scale and shift
+    kp_canonical: torch.Tensor  # (1, 15, 3)
+    kp_source: torch.Tensor  # (1, 15, 3)
+    feature: torch.Tensor  # (1, 32, 16, size/4, size/4), the generator's encoding of the crop
+    mask: np.ndarray | None  # paste-back weights for ``full`` mode
+
+
+class SadTalkerTHG(THG):
+    """SadTalker (CVPR 2023): audio-driven expression, blinks and head motion for one photo."""
+
+    @dataclass(frozen=True)
+    class Options:
+        checkpoint: str = ""  # path of a SadTalker_V0.0.2_*.safetensors; empty: the catalog's file for `size`
+        mapping_checkpoint: str = ""  # path of a mapping_*.pth.tar; empty: 00229 (00109 in full mode if present)
+        size: int = 256  # the model: 256 or 512 (the 512 checkpoint is an optional download)
+        # 0: render at `size`; a multiple of 128 runs the same model at that size (128: ~4x faster, previews)
+        render_size: int = 0
+        preprocess: str = "crop"  # crop: the face; extcrop: a wider crop; resize: the whole image; full: face pasted back
+        still: bool = False  # keep the portrait's head pose (no audio-driven head motion)
+        expression_scale: float = 1.0  # >1 exaggerates the expression, <1 calms it
+        pose_style: int = 0  # one of the 46 learned head-motion styles
+        seed: int = 0  # seeds the pose noise and the blinks, so a sentence renders the same each time
+        batch_size: int = 2  # frames per generator call
+        device: str = "auto"  # auto (CUDA when available), cpu, cuda, cuda:N
+        fp16: bool = True  # half precision for the renderer on CUDA; ignored on CPU
+
+    def __init__(self, options: Options | None = None, checkpoints: CheckpointManager | None = None):
+        self.options = options or self.Options()
+        _verify_options(self.options)
+        self.device = _device(self.options.device)
+        self.render_size = self.options.render_size or self.options.size
+        checkpoints = checkpoints or CheckpointManager()
+        self._load(checkpoints)
+        self._detector = None
+
+    def _load(self, checkpoints: CheckpointManager) -> None:
+        from THG.sadtalker.loaders import load_mapping, load_safetensors
+
+        o = self.options
+        path = checkpoints.require("sadtalker", f"SadTalker_V0.0.2_{o.size}.safetensors", o.checkpoint or None)
+        mapping_path = o.mapping_checkpoint or None
+        if mapping_path is None and o.preprocess == "full":
+            try:  # upstream's full mode uses the model that also sees the crop parameters
+                mapping_path = checkpoints.require("sadtalker", "mapping_00109-model.pth.tar")
+            except MissingWeightsError:
+                mapping_path = None
+        if mapping_path is None:
+            mapping_path = checkpoints.require("sadtalker", "mapping_00229-model.pth.tar")
+        nets = load_safetensors(path)
+        nets["mapping"] = load_mapping(mapping_path)
+        for name, net in nets.items():
+            setattr(self, name, net.to(self.device))
+        self.coeff_nc = self.mapping.first[0].in_channels
+
+    # ---- per portrait -------------------------------------------------------------------------
+    def prepare(self, image: np.ndarray) -> Avatar:
+        import cv2
+
+        from THG.sadtalker.face import LandmarkDetector, align_for_recon, crop_boxes, feather_mask
+        from THG.sadtalker.face_recon import split_coeffs
+        from THG.sadtalker.mapping import keypoint_transformation
+
+        image = _check_image(image)
+        if self._detector is None:
+            self._detector = LandmarkDetector()
+        h, w = image.shape[:2]
+        if self.options.preprocess == "resize":
+            box = (0, 0, w, h)
+        else:
+            lm = self._detector(image)
+            if lm is None:
+                raise BadInputError("no face found in the portrait: use a photo with one clearly visible, "
+                                    "roughly frontal face")
+            face, wide = crop_boxes(lm, w, h)
+            box = wide if self.options.preprocess == "extcrop" else face
+        x1, y1, x2, y2 = box
+        if x2 - x1 < 8 or y2 - y1 < 8:
+            raise BadInputError("the face in the portrait is too small to animate: use a larger photo")
+        size = self.render_size
+        source = cv2.resize(image[y1:y2, x1:x2], (size, size))
+
+        # 3DMM coefficients of the crop; upstream falls back to the mean face position without landmarks
+        lm_crop = self._detector(source)
+        aligned, trans = align_for_recon(source, lm_crop.five() if lm_crop is not None else None)
+        with torch.no_grad():
+            full = self.face_3drecon(_to_tensor(aligned, self.device))
+        parts = {k: v[0].cpu().numpy() for k, v in split_coeffs(full).items()}
+        coeffs = np.concatenate([parts["exp"], parts["angle"], parts["trans"], trans[2:]]).astype(np.float32)
+        coeffs = coeffs[:self.coeff_nc]
+
+        with torch.no_grad(), self._autocast():
+            src = _to_tensor(source, self.device)
+            kp_canonical = self.kp_extractor(src).float()
+            window = torch.from_numpy(np.repeat(coeffs[:, None], 2 * SEMANTIC_RADIUS + 1, axis=1))[None]
+            kp_source = keypoint_transformation(kp_canonical, self.mapping(window.to(self.device)))
+            feature = self.generator.encode(src)
+        mask = feather_mask(x2 - x1, y2 - y1) if self.options.preprocess == "full" else None
+        return Avatar(image=image, box=box, coeffs=coeffs, kp_canonical=kp_canonical, kp_source=kp_source,
+                      feature=feature, mask=mask)
+
+    # ---- per sentence -------------------------------------------------------------------------
+    def render(self, avatar: Avatar, audio: Audio) -> Iterator[np.ndarray]:
+        from THG.sadtalker.mapping import keypoint_transformation
+
+        frames = math.ceil(audio.duration * self.fps)
+        if frames <= 0:
+            return
+        coeffs = self.coefficients(avatar, audio, frames)  # (T, coeff_nc)
+        idx = np.clip(np.arange(frames)[:, None] + np.arange(-SEMANTIC_RADIUS, SEMANTIC_RADIUS + 1), 0, frames - 1)
+        windows = torch.from_numpy(coeffs[idx].transpose(0, 2, 1).copy())  # (T, coeff_nc, 27)
+        bs = self.options.batch_size
+        for start in range(0, frames, bs):
+            batch = windows[start:start + bs].to(self.device)
+            n = batch.shape[0]
+            with torch.no_grad(), self._autocast():
+                kp_driving = keypoint_transformation(avatar.kp_canonical.expand(n, -1, -1), self.mapping(batch))
+                out = self.generator.decode(avatar.feature.expand(n, -1, -1, -1, -1),
+                                            avatar.kp_source.expand(n, -1, -1), kp_driving)["prediction"]
+            images = (out.float().clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+            for img in images:
+                yield self._finish(avatar, img)
+
+    def coefficients(self, avatar: Avatar, audio: Audio, frames: int) -> np.ndarray:
+        """(frames, coeff_nc) driving coefficients: predicted expression and smoothed head pose,
+        scaled and overridden as the options say (upstream ``Audio2Coeff`` + ``get_facerender_data``)."""
+        from THG.sadtalker.audio2exp import predict_expression
+        from THG.sadtalker.audio2pose import num_windows, smooth_pose
+        from THG.sadtalker.mel import indiv_mels
+
+        o = self.options
+        mels = torch.from_numpy(indiv_mels(_resample_16k(audio), frames))[None, :, None].to(self.device)
+        ref = torch.from_numpy(np.repeat(avatar.coeffs[None, :70], frames, axis=0))[None].to(self.device)
+        rng = np.random.default_rng(o.seed)
+        ratio = torch.from_numpy(blink_ratio(frames, rng))[None].to(self.device)
+        gen = torch.Generator().manual_seed(o.seed)
+        zs = [torch.randn(1, 64, generator=gen).to(self.device) for _ in range(num_windows(frames))]
+        with torch.no_grad():
+            exp = predict_expression(self.audio2exp, mels, ref, ratio)[0].cpu().numpy()
+            motion = self.audio2pose(mels, ref, torch.tensor([o.pose_style], device=self.device), zs)
+            pose = smooth_pose((ref[:, :1, 64:70] + motion).cpu().numpy())[0]
+        coeffs = np.concatenate([exp * o.expression_scale, pose], axis=1).astype(np.float32)
+        if self.coeff_nc > 70:  # the full-mode mapping also sees the (fixed) crop parameters
+            coeffs = np.concatenate([coeffs, np.repeat(avatar.coeffs[None, 70:], frames, axis=0)], axis=1)
+        if o.still:
+            coeffs[:, 64:] = avatar.coeffs[64:]
+        return coeffs
+
+    def _finish(self, avatar: Avatar, face: np.ndarray) -> np.ndarray:
+        import cv2
+
+        from THG.sadtalker.face import paste
+
+        x1, y1, x2, y2 = avatar.box
+        if self.options.preprocess == "full":
+            return paste(avatar.image, face, avatar.box, avatar.mask)
+        # upstream keeps the crop's aspect ratio at the rendered width
+        size = self.render_size
+        height = int(size * (y2 - y1) / (x2 - x1))
+        return face if height == size else cv2.resize(face, (size, height))
+
+    def _autocast(self):
+        import contextlib
+
+        if self.options.fp16 and self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.float16)
+        return contextlib.nullcontext()
+
+
+def blink_ratio(frames: int, rng: np.random.Generator) -> np.ndarray:
+    """(frames, 1) eye-closure targets: a 5-frame blink every 10-70 frames (none in clips of 20 frames
+    or fewer), as upstream's ``generate_blink_seq_randomly``, drawn from ``rng``."""
+    ratio = np.zeros((frames, 1), dtype=np.float32)
+    if frames <= 20:
+        return ratio
+    frame_id = 0
+    while True:
+        lo, hi = min(10, frames), min(frames // 2, 70)
+        start = int(rng.integers(lo, hi)) if hi > lo else lo
+        if frame_id + start + 5 > frames - 1:
+            return ratio
+        ratio[frame_id + start:frame_id + start + 5, 0] = [0.5, 0.9, 1.0, 0.9, 0.5]
+        frame_id += start + 5
+
+
+def _verify_options(o: SadTalkerTHG.Options) -> None:
+    if o.size not in SIZES:
+        raise TalkerError(f"SadTalker size {o.size} is not available; sizes = {list(SIZES)}")
+    if o.render_size and (o.render_size < 128 or o.render_size % 128):
+        # the keypoint detector works at 1/4 of the size and halves that 5 times
+        raise TalkerError(f"render_size must be 0 or a multiple of 128, got {o.render_size}")
+    if o.preprocess not in PREPROCESS:
+        raise TalkerError(f"unknown SadTalker preprocess {o.preprocess!r}; choices = {list(PREPROCESS)}")
+    if not 0 <= o.pose_style < NUM_POSE_STYLES:
+        raise TalkerError(f"pose_style must be in 0..{NUM_POSE_STYLES - 1}, got {o.pose_style}")
+    if o.batch_size < 1:
+        raise TalkerError(f"batch_size must be at least 1, got {o.batch_size}")
+    if not math.isfinite(o.expression_scale):
+        raise TalkerError(f"expression_scale must be a finite number, got {o.expression_scale}")
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as e:
+        raise TalkerError(f"unknown device {name!r}; use auto, cpu or cuda[:N]") from e
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise TalkerError("device 'cuda' was asked for but torch sees no CUDA GPU; use device=auto or cpu")
+    return device
+
+
+def _check_image(image: np.ndarray) -> np.ndarray:
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] not in (3, 4) or image.dtype != np.uint8:
+        raise BadInputError(f"the portrait must be an RGB uint8 image, got shape {image.shape} {image.dtype}")
+    return np.ascontiguousarray(image[:, :, :3])
+
+
+def _to_tensor(rgb: np.ndarray, device: torch.device) -> torch.Tensor:
+    return torch.from_numpy(rgb.astype(np.float32) / 255.0).permute(2, 0, 1)[None].to(device)
+
+
+def _resample_16k(audio: Audio) -> np.ndarray:
+    samples = np.asarray(audio.samples, dtype=np.float32)
+    if samples.ndim > 1:
+        samples = samples.mean(axis=1)
+    if audio.sample_rate == 16000:
+        return samples
+    from scipy.signal import resample_poly
+
+    g = math.gcd(int(audio.sample_rate), 16000)
+    return resample_poly(samples, 16000 // g, int(audio.sample_rate) // g).astype(np.float32)

@@ -1,0 +1,217 @@
+"""SadTalker networks against the original implementation's outputs (``shared/reference``), and the
+backend end to end on a real portrait.
+
+The seeded weights are written in the published containers (one prefixed safetensors file; the
+mapping inside ``{'mapping': ...}``) and read back through the real loaders, so key names, prefixes
+and strict loading are checked along with the maths. Building them takes a few seconds and 725 MB,
+so it happens once for this module.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("safetensors")
+from safetensors.torch import save_file  # noqa: E402
+
+from app_modules.checkpoints import CheckpointManager  # noqa: E402
+from app_modules.errors import BadInputError, TalkerError  # noqa: E402
+from app_modules.types import Audio  # noqa: E402
+from THG.sadtalker.audio2pose import smooth_pose  # noqa: E402
+from THG.sadtalker.loaders import load_mapping, load_safetensors  # noqa: E402
+from THG.sadtalker.mapping import keypoint_transformation  # noqa: E402
+from THG.sadtalker.mel import indiv_mels, melspectrogram  # noqa: E402
+
+torch.set_num_threads(2)
+
+
+def _seeded(reference_dir, name):
+    spec = importlib.util.spec_from_file_location("talker_seeded", reference_dir / "seeded.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.seeded_state_dict(json.loads((reference_dir / f"{name}.json").read_text()))
+
+
+@pytest.fixture(scope="module")
+def checkpoint_root(reference_dir, tmp_path_factory):
+    """A checkpoints folder laid out as the catalog expects, holding seeded weights."""
+    root = tmp_path_factory.mktemp("ckpt")
+    folder = root / "sadtalker"
+    folder.mkdir()
+    state = _seeded(reference_dir, "sadtalker_256")
+    save_file(state, str(folder / "SadTalker_V0.0.2_256.safetensors"))
+    del state
+    torch.save({"mapping": _seeded(reference_dir, "sadtalker_mapping"), "epoch": 229},
+               folder / "mapping_00229-model.pth.tar")
+    return root
+
+
+@pytest.fixture(scope="module")
+def nets(checkpoint_root):
+    folder = checkpoint_root / "sadtalker"
+    nets = load_safetensors(folder / "SadTalker_V0.0.2_256.safetensors")
+    nets["mapping"] = load_mapping(folder / "mapping_00229-model.pth.tar")
+    return nets
+
+
+def _close(name, mine, ref, atol, rtol=1e-4):
+    mine = mine.detach().numpy() if isinstance(mine, torch.Tensor) else np.asarray(mine)
+    assert mine.shape == ref.shape, f"{name}: shape {mine.shape} != {ref.shape}"
+    diff = np.abs(mine - ref).max()
+    assert np.allclose(mine, ref, atol=atol, rtol=rtol), f"{name}: max |diff| {diff:.3g}"
+
+
+def _fixture(reference_dir, name):
+    return dict(np.load(reference_dir / name))
+
+
+# ---- audio front end ------------------------------------------------------------------------------
+def test_mel_and_indiv_mels_match_upstream(reference_dir):
+    ref = _fixture(reference_dir, "wav2lip_mel.npz")
+    _close("mel (constant pad)", melspectrogram(ref["wav"]), ref["mel_constant_pad"], 1e-9, 0)
+    _close("indiv_mels", indiv_mels(ref["wav"]), ref["sadtalker_indiv_mels"], 1e-4, 0)
+
+
+def test_indiv_mels_pads_to_the_asked_frame_count():
+    wav = np.zeros(1000, np.float32)  # 1.56 frames of audio
+    assert indiv_mels(wav).shape == (1, 80, 16)
+    assert indiv_mels(wav, frames=2).shape == (2, 80, 16)
+
+
+# ---- networks -------------------------------------------------------------------------------------
+def test_kp_extractor(nets, reference_dir):
+    ref = _fixture(reference_dir, "sadtalker_kp_extractor.npz")
+    with torch.no_grad():
+        _close("kp value", nets["kp_extractor"](torch.from_numpy(ref["x"])), ref["value"], 1e-5)
+
+
+def test_mapping(nets, reference_dir):
+    ref = _fixture(reference_dir, "sadtalker_mapping.npz")
+    with torch.no_grad():
+        out = nets["mapping"](torch.from_numpy(ref["input_3dmm"]))
+    for k in ("yaw", "pitch", "roll", "t", "exp"):
+        _close(k, out[k], ref[k], 1e-5)
+
+
+def test_audio2exp(nets, reference_dir):
+    ref = _fixture(reference_dir, "sadtalker_audio2exp.npz")
+    with torch.no_grad():
+        out = nets["audio2exp"](*(torch.from_numpy(ref[k]) for k in ("indiv_mels", "ref", "ratio_gt")))
+    _close("exp_coeff_pred", out, ref["exp_coeff_pred"], 1e-4)
+
+
+@pytest.mark.parametrize("case", ["a", "b"])  # a: two windows (one partial); b: one short window
+def test_audio2pose(nets, reference_dir, case):
+    ref = {k[2:]: v for k, v in _fixture(reference_dir, "sadtalker_audio2pose.npz").items() if k[0] == case}
+    assert int(ref["num_frames"]) == ref["indiv_mels"].shape[1]
+    with torch.no_grad():
+        motion = nets["audio2pose"](torch.from_numpy(ref["indiv_mels"]), torch.from_numpy(ref["ref"]),
+                                    torch.from_numpy(ref["class"]), list(torch.from_numpy(ref["z"])))
+    pose = torch.from_numpy(ref["ref"])[:, :1, 64:70] + motion
+    _close("pose_motion_pred", motion, ref["pose_motion_pred"], 1e-4)
+    _close("pose_pred", pose, ref["pose_pred"], 1e-4)
+    _close("pose_pred_savgol", smooth_pose(pose.numpy()), ref["pose_pred_savgol"], 1e-4)
+
+
+def test_face_3drecon(nets, reference_dir):
+    ref = _fixture(reference_dir, "sadtalker_face_3drecon.npz")
+    with torch.no_grad():
+        _close("coeffs", nets["face_3drecon"](torch.from_numpy(ref["x"])), ref["coeffs"], 1e-4)
+
+
+def test_generator_with_keypoint_transformation(nets, reference_dir):
+    ref = _fixture(reference_dir, "sadtalker_generator.npz")
+    source = torch.from_numpy(ref["source_image"])
+    with torch.no_grad():
+        kp = nets["kp_extractor"](source)
+        he = {"source": nets["mapping"](torch.from_numpy(ref["source_semantics"])),
+              "driving": nets["mapping"](torch.from_numpy(ref["target_semantics"]))}
+        _close("kp_canonical", kp, ref["kp_canonical"], 1e-5)
+        for which, out in he.items():
+            for k in ("yaw", "pitch", "roll", "t", "exp"):
+                _close(f"he_{which}_{k}", out[k], ref[f"he_{which}_{k}"], 1e-5)
+        kp_source = keypoint_transformation(kp, he["source"])
+        kp_driving = keypoint_transformation(kp, he["driving"])
+        _close("kp_source", kp_source, ref["kp_source"], 1e-5)
+        _close("kp_driving", kp_driving, ref["kp_driving"], 1e-5)
+        out = nets["generator"](source, kp_driving=kp_driving, kp_source=kp_source)
+    _close("occlusion_map", out["occlusion_map"], ref["occlusion_map"], 1e-5)
+    _close("prediction", out["prediction"], ref["prediction"], 2e-4)
+
+
+# ---- loaders --------------------------------------------------------------------------------------
+def test_loaders_reject_foreign_files(tmp_path):
+    other = tmp_path / "other.safetensors"
+    save_file({"model.weight": torch.zeros(2, 2)}, str(other))
+    with pytest.raises(TalkerError, match="no 'kp_extractor.\\*' weights"):
+        load_safetensors(other)
+    wrong = tmp_path / "wrong.safetensors"
+    save_file({"audio2exp.mapping1.weight": torch.zeros(64, 10)}, str(wrong))
+    with pytest.raises(TalkerError, match="missing.*wrong shape"):
+        load_safetensors(wrong, names=("audio2exp",))
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(b"\x00" * 16)
+    with pytest.raises(TalkerError, match="cannot read"):
+        load_safetensors(broken)
+    no_mapping = tmp_path / "mapping.pth.tar"
+    torch.save({"generator": {}}, no_mapping)
+    with pytest.raises(TalkerError, match="no 'mapping' entry"):
+        load_mapping(no_mapping)
+
+
+# ---- backend --------------------------------------------------------------------------------------
+def test_options_are_checked_before_loading(tmp_path):
+    from THG.sadtalker_thg import SadTalkerTHG
+
+    with pytest.raises(TalkerError, match="choices = \\['crop', 'extcrop', 'resize', 'full'\\]"):
+        SadTalkerTHG(SadTalkerTHG.Options(preprocess="fit"), CheckpointManager(tmp_path))
+    with pytest.raises(TalkerError, match="pose_style"):
+        SadTalkerTHG(SadTalkerTHG.Options(pose_style=46), CheckpointManager(tmp_path))
+    with pytest.raises(TalkerError, match="download sadtalker"):
+        SadTalkerTHG(SadTalkerTHG.Options(device="cpu"), CheckpointManager(tmp_path))
+
+
+@pytest.fixture(scope="module")
+def backend(checkpoint_root):
+    from THG.sadtalker_thg import SadTalkerTHG
+
+    # render_size 128 runs the 256 model at a quarter of the cost; the code path is the same
+    options = SadTalkerTHG.Options(device="cpu", render_size=128, batch_size=3)
+    return SadTalkerTHG(options, CheckpointManager(checkpoint_root))
+
+
+def test_render_portrait_end_to_end(backend, portrait):
+    avatar = backend.prepare(portrait)
+    x1, y1, x2, y2 = avatar.box
+    h, w = portrait.shape[:2]
+    assert 0 <= x1 < x2 <= w and 0 <= y1 < y2 <= h and (x2 - x1) < w  # a face crop, not the whole image
+    assert avatar.coeffs.shape == (70,) and np.isfinite(avatar.coeffs).all()
+
+    sr = 16000
+    t = np.arange(int(0.2 * sr)) / sr
+    audio = Audio((0.3 * np.sin(2 * np.pi * 220 * t) * np.sin(2 * np.pi * 3 * t)).astype(np.float32), sr)
+    frames = list(backend.render(avatar, audio))
+    assert len(frames) == math.ceil(audio.duration * 25) == 5
+    assert {f.shape for f in frames} == {frames[0].shape}
+    assert frames[0].dtype == np.uint8 and frames[0].shape[1] == 128 and frames[0].shape[2] == 3
+    assert all(f.std() > 1 for f in frames)  # an image, not a flat fill
+
+
+def test_same_seed_same_coefficients(backend, portrait):
+    avatar = backend.prepare(portrait)
+    audio = Audio(np.random.default_rng(1).uniform(-0.3, 0.3, 16000).astype(np.float32), 16000)
+    a = backend.coefficients(avatar, audio, 25)
+    b = backend.coefficients(avatar, audio, 25)
+    assert a.shape == (25, 70) and np.array_equal(a, b)
+    assert np.abs(a[:, 64:] - a[:1, 64:]).max() > 0  # the head moves
+
+
+def test_no_face_is_a_bad_input(backend):
+    with pytest.raises(BadInputError, match="no face"):
+        backend.prepare(np.full((240, 320, 3), 128, np.uint8))
