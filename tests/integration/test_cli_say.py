@@ -127,3 +127,17 @@ def test_chat_with_unreachable_llm_server_says_so(tmp_path, portrait_path):
                "--tts", "espeak", "--thg", "lite")
     assert proc.returncode == 5
     assert "127.0.0.1:9" in proc.stderr and "error: llm" in proc.stderr
+
+
+def test_burned_subtitles_are_drawn_into_the_picture(tmp_path, portrait_path, portrait):
+    out = tmp_path / "burned.mp4"
+    proc = cli("say", "--image", str(portrait_path), "--text", "Subtitles appear at the bottom of the picture.",
+               "--out", str(out), "--tts", "espeak", "--thg", "lite", "--subtitles", "burn")
+    assert proc.returncode == 0, proc.stderr
+    frames = decode_frames(out).astype(np.float32)
+    middle = frames[len(frames) // 2]
+    h = middle.shape[0]
+    source = portrait[: middle.shape[0], : middle.shape[1]].astype(np.float32)
+    bottom_change = np.abs(middle[int(0.8 * h):] - source[int(0.8 * h):]).mean()
+    top_change = np.abs(middle[: int(0.2 * h)] - source[: int(0.2 * h)]).mean()
+    assert bottom_change > 3 * top_change + 2.0, (bottom_change, top_change)
