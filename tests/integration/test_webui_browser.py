@@ -64,7 +64,7 @@ def app_url(tmp_path_factory):
                 if time.time() > deadline:
                     pytest.fail("webui.py did not start within 120 s")
                 time.sleep(0.5)
-        yield url
+        yield url, work
     finally:
         proc.terminate()
         try:
@@ -95,7 +95,10 @@ def browser(question_wav):
     driver.set_page_load_timeout(60)
     ARTIFACTS.mkdir(exist_ok=True)
     yield driver
-    driver.quit()
+    try:
+        driver.quit()
+    except Exception:  # noqa: BLE001 - a test may have closed it already
+        pass
 
 
 def _tab(driver, name: str) -> None:
@@ -114,7 +117,7 @@ def _video_src(driver, elem_id: str) -> str | None:
 @pytest.mark.timeout(300)
 def test_photo_voice_question_gets_a_lip_synced_answer(app_url, browser, portrait_path):
     d = browser
-    d.get(app_url)
+    d.get(app_url[0])
     wait = WebDriverWait(d, 60)
     wait.until(lambda drv: drv.find_elements(By.CSS_SELECTOR, "button[role=tab]"))
     _tab(d, "Your photo")
@@ -153,7 +156,10 @@ def test_photo_voice_question_gets_a_lip_synced_answer(app_url, browser, portrai
 @pytest.mark.timeout(300)
 def test_typed_question_to_builtin_avatar_and_no_face_error(app_url, browser, tmp_path):
     d = browser
-    d.get(app_url)
+    url, work = app_url
+    sessions = work / "talker-sessions"
+    before = set(sessions.iterdir()) if sessions.is_dir() else set()
+    d.get(url)
     wait = WebDriverWait(d, 60)
     box = wait.until(lambda drv: drv.find_element(By.CSS_SELECTOR, "#builtin-text textarea"))
     box.send_keys("Hello. Nice to meet you.")
@@ -177,3 +183,12 @@ def test_typed_question_to_builtin_avatar_and_no_face_error(app_url, browser, tm
     d.save_screenshot(str(ARTIFACTS / "webui-05-no-face-error.png"))
     d.find_element(By.ID, "photo-undo").click()  # nothing was committed, so there is nothing to undo
     WebDriverWait(d, 30).until(lambda drv: "nothing to undo" in drv.find_element(By.ID, "photo-status").text.lower())
+
+    # closing the page ends the session: its folder of answers is removed
+    mine = set(sessions.iterdir()) - before
+    assert len(mine) == 1 and list(next(iter(mine)).glob("turn-*/answer.mp4"))
+    d.quit()
+    deadline = time.time() + 60
+    while any(p.exists() for p in mine) and time.time() < deadline:
+        time.sleep(0.5)
+    assert not any(p.exists() for p in mine), "the closed session's files were not removed"
