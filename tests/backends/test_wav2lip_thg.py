@@ -1,0 +1,166 @@
+"""Wav2LipTHG end to end on a real portrait, with seeded checkpoints written as the real files.
+
+Seeded S3FD weights "find" some box in any image; what matters here is that the whole stage runs
+through the real files, detector and network and yields the right frames, not what they look like.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+import math
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from app_modules import registry
+from app_modules.checkpoints import CheckpointManager
+from app_modules.errors import BadInputError, MissingWeightsError, TalkerError
+from app_modules.types import Audio
+from THG.wav2lip_thg import Wav2LipTHG, _loop_indices, feather_mask, smooth_boxes
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="module")
+def weights_root(reference_dir, tmp_path_factory):
+    """A checkpoints/ folder laid out like the catalog, holding seeded files in the real formats."""
+    spec = importlib.util.spec_from_file_location("talker_seeded", reference_dir / "seeded.py")
+    seeded = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(seeded)
+    root = tmp_path_factory.mktemp("checkpoints")
+    (root / "wav2lip").mkdir()
+    w2l = seeded.seeded_state_dict(json.loads((reference_dir / "wav2lip.json").read_text()))
+    torch.save({"state_dict": {"module." + k: v for k, v in w2l.items()}, "optimizer": None, "global_step": 0},
+               root / "wav2lip" / "wav2lip_gan.pth")
+    s3fd = seeded.seeded_state_dict(json.loads((reference_dir / "s3fd.json").read_text()))
+    torch.save(s3fd, root / "wav2lip" / "s3fd-619a316812.pth")
+    # A detector that sees background everywhere: every face score is ~1e-9.
+    for k in [k for k in s3fd if "_mbox_conf." in k]:
+        s3fd[k] = torch.zeros_like(s3fd[k])
+        if k.endswith("bias"):
+            s3fd[k][-1] = -10.0
+            s3fd[k][:-1] = 10.0
+    torch.save(s3fd, root / "blind_s3fd.pth")
+    return root
+
+
+@pytest.fixture(scope="module")
+def thg(weights_root):
+    # Through the registry, as the app builds it; options arrive as strings from the command line.
+    return registry.create("thg", "wav2lip", {"batch_size": "4", "first_batch": "2", "detect_max_side": "320",
+                                              "pads": "0,10,0,0"}, CheckpointManager(weights_root))
+
+
+@pytest.fixture(scope="module")
+def avatar(thg, portrait):
+    return thg.prepare(portrait)
+
+
+def _tone(seconds: float, rate: int) -> Audio:
+    t = np.arange(int(round(seconds * rate))) / rate
+    return Audio((0.3 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 3 * t))).astype(np.float32), rate)
+
+
+def test_renders_portrait_frames_for_the_whole_audio(thg, avatar, portrait):
+    assert isinstance(thg, Wav2LipTHG) and thg.device.type == "cpu"
+    audio = _tone(0.2, 16000)
+    frames = list(thg.render(avatar, audio))
+    assert len(frames) == math.ceil(audio.duration * 25) == 5
+    assert all(f.shape == portrait.shape and f.dtype == np.uint8 for f in frames)
+    y1, y2, x1, x2 = avatar.boxes[0]
+    outside = np.ones(portrait.shape[:2], bool)
+    outside[y1:y2, x1:x2] = False
+    for f in frames:
+        assert np.array_equal(f[outside], portrait[outside])  # only the face box is ever touched
+    assert np.abs(frames[0][y1:y2, x1:x2].astype(int) - portrait[y1:y2, x1:x2]).mean() > 1
+    # The top of the box (eyes) is kept: the feathered mask is 0 there.
+    assert np.array_equal(frames[0][y1:y1 + (y2 - y1) // 4, x1:x2], portrait[y1:y1 + (y2 - y1) // 4, x1:x2])
+
+
+def test_other_sample_rates_and_short_clips(thg, avatar):
+    assert len(list(thg.render(avatar, _tone(0.12, 24000)))) == 3
+    assert len(list(thg.render(avatar, _tone(0.01, 22050)))) == 1
+
+
+def test_streams_batch_by_batch(thg, avatar, monkeypatch):
+    calls = []
+    decode = thg.model.decode
+    monkeypatch.setattr(thg.model, "decode", lambda *a: calls.append(len(a[0])) or decode(*a))
+    frames = thg.render(avatar, _tone(0.28, 16000))  # 7 frames: batches of 2, 4, 1
+    next(frames)
+    assert calls == [2]  # the first frame came out before the rest of the audio was rendered
+    assert len(list(frames)) == 6 and calls == [2, 4, 1]
+
+
+def test_no_face_is_a_bad_input(thg, weights_root, portrait):
+    blind = copy.copy(thg)  # same network, detector from a file that never scores a face
+    blind._detector, blind._s3fd_path = None, weights_root / "blind_s3fd.pth"
+    with pytest.raises(BadInputError, match="no face found in the image"):
+        blind.prepare(portrait)
+    with pytest.raises(BadInputError, match="RGB uint8"):
+        thg.prepare(portrait.astype(np.float32))
+
+
+def test_short_video_avatar_loops_back_and_forth(thg, portrait):
+    small = cv2.resize(portrait, (256, 300))
+    video = [small, np.roll(small, 2, axis=1), np.roll(small, 4, axis=1)]
+    av = thg.prepare(video)
+    assert av.boxes.shape == (3, 4) and av.still_feats is None
+    frames = list(thg.render(av, _tone(0.12, 16000)))
+    assert len(frames) == 3 and all(f.shape == small.shape for f in frames)
+    assert av.next_frame == 3  # the next sentence continues the loop
+    assert list(_loop_indices(3, 0, 7)) == [0, 1, 2, 1, 0, 1, 2]
+    assert list(_loop_indices(3, 5, 3)) == [1, 2, 1]
+
+
+def test_reduced_precision_path_matches_float32(thg, weights_root, portrait):
+    # The bf16 CPU path runs the same casts as fp16 on a GPU (network in low precision,
+    # compositing in float32); it must give nearly the same frames.
+    small = cv2.resize(portrait, (192, 224))
+    bf16 = Wav2LipTHG(Wav2LipTHG.Options(cpu_bf16=True, batch_size=2), CheckpointManager(weights_root))
+    assert bf16.dtype == torch.bfloat16
+    outs = [np.stack(list(t.render(t.prepare(small), _tone(0.12, 16000)))).astype(int) for t in (thg, bf16)]
+    assert outs[0].shape == outs[1].shape == (3, 224, 192, 3)
+    assert np.abs(outs[0] - outs[1]).mean() < 2.0
+
+
+def test_missing_weights_name_the_download_command(tmp_path):
+    with pytest.raises(MissingWeightsError, match="cli download wav2lip"):
+        Wav2LipTHG(Wav2LipTHG.Options(), CheckpointManager(tmp_path))
+    with pytest.raises(MissingWeightsError, match="checkpoint file not found"):
+        Wav2LipTHG(Wav2LipTHG.Options(checkpoint=str(tmp_path / "mine.pth")), CheckpointManager(tmp_path))
+
+
+def test_options_are_validated():
+    assert Wav2LipTHG.Options(pads="0, 20, 5,5").pads == (0, 20, 5, 5)
+    with pytest.raises(TalkerError, match="top,bottom,left,right"):
+        Wav2LipTHG.Options(pads="1,2")
+    with pytest.raises(TalkerError, match="batch_size"):
+        Wav2LipTHG.Options(batch_size=0)
+    with pytest.raises(TalkerError, match="valid devices"):
+        Wav2LipTHG(Wav2LipTHG.Options(device="tpu"), None)
+
+
+def test_box_smoothing_is_the_originals():
+    boxes = np.array([[0, 0, 10, 10], [2, 2, 12, 12], [4, 4, 14, 14], [6, 6, 16, 16], [8, 8, 18, 18],
+                      [10, 10, 20, 21]])
+    out = smooth_boxes(boxes)
+    assert out.dtype == boxes.dtype
+    assert list(out[0]) == [4, 4, 14, 14]  # mean of frames 0..4
+    assert list(out[1]) == [6, 6, 16, 16]  # mean of frames 1..5, truncated
+    # The tail averages the last five boxes, some of them already smoothed, as the original does.
+    assert list(out[5]) == list(np.mean(np.vstack((out[1:5], boxes[5:])), axis=0).astype(int))
+    assert np.array_equal(smooth_boxes(boxes[:1]), boxes[:1])
+
+
+def test_feather_mask_covers_the_mouth_and_fades_to_the_edges():
+    m = feather_mask(120, 100)
+    assert m.shape == (120, 100) and m.dtype == np.float32
+    assert m.min() >= 0 and m.max() <= 1
+    assert m[:40].max() == 0  # eyes and above: the original pixels
+    assert m[80, 50] > 0.99  # mouth: the generated face
+    assert m[:, 0].max() < 0.05 and m[-1].max() < 0.1  # no hard edge at the box border
