@@ -23,7 +23,7 @@ class WNConv1d(nn.Module):
     def __init__(self, cin: int, cout: int, k: int, dilation: int = 1, padding: int = 0):
         super().__init__()
         self.weight_g = nn.Parameter(torch.ones(cout, 1, 1))
-        self.weight_v = nn.Parameter(torch.empty(cout, cin, k))
+        self.weight_v = nn.Parameter(torch.randn(cout, cin, k) * 0.01)
         self.bias = nn.Parameter(torch.zeros(cout))
         self.dilation, self.padding = dilation, padding
 
@@ -39,7 +39,7 @@ class WNConvTranspose1d(nn.Module):
     def __init__(self, cin: int, cout: int, k: int, stride: int, padding: int):
         super().__init__()
         self.weight_g = nn.Parameter(torch.ones(cin, 1, 1))
-        self.weight_v = nn.Parameter(torch.empty(cin, cout, k))
+        self.weight_v = nn.Parameter(torch.randn(cin, cout, k) * 0.01)
         self.bias = nn.Parameter(torch.zeros(cout))
         self.stride, self.padding = stride, padding
 

@@ -85,6 +85,8 @@ class SelfAttention(nn.Module):
         self.in_proj_weight = nn.Parameter(torch.empty(3 * dim, dim))
         self.in_proj_bias = nn.Parameter(torch.empty(3 * dim))
         self.out_proj = nn.Linear(dim, dim)
+        nn.init.xavier_uniform_(self.in_proj_weight)  # a usable untrained model; checkpoints overwrite it
+        nn.init.zeros_(self.in_proj_bias)
 
     def forward(self, x: torch.Tensor, cache: list | None, allowed: torch.Tensor | None) -> torch.Tensor:
         """``cache`` is a two-slot list [k, v] extended in place; ``allowed`` is True where a query may look."""
