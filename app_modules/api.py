@@ -215,7 +215,7 @@ def create_app(settings: config.Settings, pipeline_factory: PipelineFactory | No
     def voices() -> dict[str, Any]:
         from app_modules.ui import voices as v
 
-        cloned, why = v.cloned_voices()
+        cloned, why = v.cloned_voices(settings)
         return {"tts": settings.tts,
                 "roles": {role: v.role_tts_options(settings, role) for role in v.ROLES},
                 "cloned": {"backend": v.CLONE_TTS, "voices": cloned, "unavailable": why}}

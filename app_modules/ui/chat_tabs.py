@@ -163,19 +163,21 @@ def conversation_tab(runtime: Runtime, state: gr.State) -> None:
 
 
 def clone_tab(runtime: Runtime, state: gr.State) -> None:
-    names, why = voices.cloned_voices()
+    names, why = voices.cloned_voices(runtime.settings)
     backend_why = why_unavailable(spec("tts", voices.CLONE_TTS), runtime.checkpoints)
     problem = why or backend_why
     if problem:
         gr.Markdown(f"**Voice cloning is unavailable here:** {problem}. "
                     "The avatar answers with the configured voice instead.", elem_id="clone-notice")
     else:
-        gr.Markdown("Chat with a cloned voice.")
+        gr.Markdown("Chat in a cloned voice. Add your own voice from a 3-10 second recording below.")
     with gr.Row():
         voice = gr.Dropdown(names, value=names[0] if names else None, label="Cloned voice",
-                            interactive=bool(names) and not problem, elem_id="clone-voice")
+                            interactive=bool(names), elem_id="clone-voice")
         photo = gr.Image(value=str(next(iter(BUILTIN_AVATARS.values()))), sources=["upload", "webcam"],
                          type="numpy", image_mode="RGB", label="Portrait", height=200, elem_id="clone-image")
+    if why is None:
+        _add_voice_form(runtime, voice)
     panel = build_panel("clone")
 
     def args(img, name):
@@ -184,3 +186,31 @@ def clone_tab(runtime: Runtime, state: gr.State) -> None:
         return {"image": img, "tts": voices.CLONE_TTS, "tts_options": {"voice": name}}
 
     wire(panel, runtime, state, "clone", [photo, voice], args)
+
+
+def _add_voice_form(runtime: Runtime, voice: gr.Dropdown) -> None:
+    """A new library voice from a short clip; the library checks length, silence and clipping."""
+    with gr.Accordion("Add a voice", open=False):
+        with gr.Row():
+            clip = gr.Audio(sources=["microphone", "upload"], type="filepath", label="Reference clip (3-10 s)")
+            with gr.Column():
+                name = gr.Textbox(label="Voice name")
+                transcript = gr.Textbox(label="What the clip says, word for word")
+                language = gr.Radio(["en", "zh"], value="en", label="Language of the clip")
+                add = gr.Button("Add voice")
+        note = gr.Markdown()
+
+    def on_add(path, voice_name, said, lang):
+        from app_modules.errors import TalkerError
+
+        if not path:
+            return gr.skip(), "Record or upload a clip first."
+        try:
+            added = voices.voice_library(runtime.settings).add(voice_name, path, said, lang)
+        except TalkerError as e:
+            return gr.skip(), f"⚠️ {e}"
+        names, _ = voices.cloned_voices(runtime.settings)
+        return gr.Dropdown(choices=names, value=added.name), f"Added the voice {added.name!r}."
+
+    # the library is shared by the process: a voice added here is offered to every visitor
+    add.click(on_add, [clip, name, transcript, language], [voice, note], api_name=False, concurrency_limit=None)

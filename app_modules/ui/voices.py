@@ -6,7 +6,6 @@ falls back to the configured voice instead of failing to start.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from app_modules.config import Settings
@@ -25,27 +24,24 @@ def role_tts_options(settings: Settings, role: str) -> dict[str, Any]:
     return {}
 
 
-def cloned_voices() -> tuple[list[str], str | None]:
+def voice_library(settings: Settings):
+    """The cloned-voice library the cloning backend reads (its ``voices_dir`` option, else the default)."""
+    from VITS.voices import VoiceLibrary
+
+    return VoiceLibrary(settings.options_for(CLONE_TTS).get("voices_dir") or None)
+
+
+def cloned_voices(settings: Settings) -> tuple[list[str], str | None]:
     """(voice names, None) or ([], why there are none)."""
     try:
-        mod = importlib.import_module("VITS.voices")
+        from VITS import voices as library
     except ImportError as e:
         return [], f"voice cloning is not installed here ({e})"
-    for attr in ("list_voices", "available_voices", "voices"):
-        fn = getattr(mod, attr, None)
-        if callable(fn):
-            try:
-                found = fn()
-            except Exception as e:  # noqa: BLE001 - a broken voice list must not break the page
-                return [], f"cannot list the cloned voices: {e}"
-            return _names(found), None
-    table = getattr(mod, "VOICES", None)
-    if table is not None:
-        return _names(table), None
-    return [], "VITS.voices lists no voices"
-
-
-def _names(found: Any) -> list[str]:
-    if isinstance(found, dict):
-        return sorted(str(k) for k in found)
-    return [str(getattr(v, "name", v)) for v in found]
+    try:
+        names = voice_library(settings).names()
+    except Exception as e:  # noqa: BLE001 - a broken voice folder must not break the page
+        return [], f"cannot list the cloned voices: {e}"
+    builtin = getattr(library, "BUILTIN", None)
+    if builtin and builtin not in names:
+        names.insert(0, builtin)  # made with espeak-ng on first use
+    return names, None
