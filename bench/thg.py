@@ -25,11 +25,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run as a script from anywhere
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from app_modules import registry  # noqa: E402
-from app_modules.checkpoints import CheckpointManager  # noqa: E402
-from app_modules.types import Audio  # noqa: E402
+from app_modules import registry
+from app_modules.checkpoints import CheckpointManager
+from app_modules.types import Audio
 
 
 def speech_like(seconds: float, rate: int = 16000) -> Audio:

@@ -61,7 +61,7 @@ def avatar(thg, portrait):
 
 
 def _tone(seconds: float, rate: int) -> Audio:
-    t = np.arange(int(round(seconds * rate))) / rate
+    t = np.arange(round(seconds * rate)) / rate
     return Audio((0.3 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 3 * t))).astype(np.float32), rate)
 
 
