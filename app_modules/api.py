@@ -34,7 +34,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
@@ -120,7 +120,7 @@ def create_app(settings: config.Settings, pipeline_factory: PipelineFactory | No
                   lifespan=lifespan)
     bearer = HTTPBearer(auto_error=False)
 
-    def authorized(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
+    def authorized(creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
         if not token:
             return
         if creds is None or not hmac.compare_digest(creds.credentials.encode(), token.encode()):
@@ -221,8 +221,8 @@ def create_app(settings: config.Settings, pipeline_factory: PipelineFactory | No
                 "cloned": {"backend": v.CLONE_TTS, "voices": cloned, "unavailable": why}}
 
     @app.post("/api/transcribe", dependencies=[Depends(authorized)])
-    def transcribe(audio: UploadFile = File(..., description="speech in any format ffmpeg reads"),
-                   language: str = Form("", description="e.g. en, zh; empty to detect")) -> dict[str, str]:
+    def transcribe(audio: Annotated[UploadFile, File(description="speech in any format ffmpeg reads")],
+                   language: Annotated[str, Form(description="e.g. en, zh; empty to detect")] = "") -> dict[str, str]:
         job = new_job()
         try:
             speech = load_speech(audio, job)
@@ -237,7 +237,7 @@ def create_app(settings: config.Settings, pipeline_factory: PipelineFactory | No
 
     @app.post("/api/speak", dependencies=[Depends(authorized)],
               responses={200: {"content": {"audio/wav": {}}}}, response_class=Response)
-    def speak(text: str = Form(..., description="what to say")) -> Response:
+    def speak(text: Annotated[str, Form(description="what to say")]) -> Response:
         if not text.strip():
             raise BadInputError("the text is empty: type something for the avatar to say")
         pipe = factory(settings, need_asr=False, need_video=False, llm="read-aloud")
@@ -251,8 +251,8 @@ def create_app(settings: config.Settings, pipeline_factory: PipelineFactory | No
 
     @app.post("/api/render", dependencies=[Depends(authorized)],
               responses={200: {"content": {"video/mp4": {}}}}, response_class=Response)
-    def render(image: UploadFile = File(..., description="a portrait with one face"),
-               text: str = Form(..., description="what the avatar says")) -> Response:
+    def render(image: Annotated[UploadFile, File(description="a portrait with one face")],
+               text: Annotated[str, Form(description="what the avatar says")]) -> Response:
         if not text.strip():
             raise BadInputError("the text is empty: type something for the avatar to say")
         job = new_job()
@@ -290,11 +290,11 @@ def create_app(settings: config.Settings, pipeline_factory: PipelineFactory | No
 
     @app.post("/api/turn", dependencies=[Depends(authorized)],
               responses={200: {"content": {"application/x-ndjson": {}}}})
-    def turn(image: UploadFile = File(..., description="a portrait with one face"),
-             text: str = Form("", description="the question, or empty when audio is given"),
-             audio: UploadFile | None = File(None, description="the question, spoken"),
-             history: str = Form("[]", description='JSON list of earlier [user, assistant] turns'),
-             system_prompt: str | None = Form(None)) -> StreamingResponse:
+    def turn(image: Annotated[UploadFile, File(description="a portrait with one face")],
+             text: Annotated[str, Form(description="the question, or empty when audio is given")] = "",
+             audio: Annotated[UploadFile | None, File(description="the question, spoken")] = None,
+             history: Annotated[str, Form(description="JSON list of earlier [user, assistant] turns")] = "[]",
+             system_prompt: Annotated[str | None, Form()] = None) -> StreamingResponse:
         try:
             turns = [Turn(str(u), str(a)) for u, a in json.loads(history or "[]")]
         except (ValueError, TypeError) as e:

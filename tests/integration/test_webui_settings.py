@@ -8,7 +8,13 @@ import pytest
 from app_modules import config, registry
 from app_modules.errors import TalkerError
 from app_modules.ui.runtime import Runtime
-from app_modules.ui.settings_tab import apply, available, checkpoint_rows, options_yaml, unavailable_table
+from app_modules.ui.settings_tab import (
+    apply,
+    available,
+    checkpoint_rows,
+    options_yaml,
+    unavailable_table,
+)
 
 
 @pytest.fixture
