@@ -120,7 +120,8 @@ def create_app(settings: config.Settings, pipeline_factory: PipelineFactory | No
                   lifespan=lifespan)
     bearer = HTTPBearer(auto_error=False)
 
-    def authorized(creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
+    # a default, not Annotated: string annotations cannot name `bearer`, a local of this factory
+    def authorized(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:  # noqa: B008
         if not token:
             return
         if creds is None or not hmac.compare_digest(creds.credentials.encode(), token.encode()):
