@@ -16,7 +16,13 @@ import numpy as np
 import torch
 
 from app_modules.checkpoints import CheckpointManager
-from app_modules.errors import BackendUnavailableError, BadInputError, MissingWeightsError, StageError, TalkerError
+from app_modules.errors import (
+    BackendUnavailableError,
+    BadInputError,
+    MissingWeightsError,
+    StageError,
+    TalkerError,
+)
 from app_modules.types import Audio, WordTiming
 from TTS.base import TTS, Speech
 from VITS.gptsovits.loaders import load_sovits, load_t2s

@@ -19,7 +19,12 @@ from pathlib import Path
 import numpy as np
 
 from app_modules.checkpoints import CheckpointManager
-from app_modules.errors import BackendUnavailableError, BadInputError, StageError, TalkerError
+from app_modules.errors import (
+    BackendUnavailableError,
+    BadInputError,
+    StageError,
+    TalkerError,
+)
 from app_modules.types import Audio, WordTiming
 from TTS.base import TTS, Speech
 from VITS.voices import VoiceLibrary

@@ -16,8 +16,8 @@ from app_modules.errors import MissingWeightsError
 from VITS.gptsovits.loaders import CheckpointFormatError, load_sovits, load_t2s
 from VITS.gptsovits.spectrogram import spectrogram
 
-LOGITS = dict(atol=1e-4, rtol=1e-4)
-WAV = dict(atol=2e-4, rtol=1e-4)
+LOGITS = {"atol": 1e-4, "rtol": 1e-4}
+WAV = {"atol": 2e-4, "rtol": 1e-4}
 
 # The configs the real files carry (s1longer-v2.yaml, s2.json); the loaders build the networks from them.
 T2S_CONFIG = {"data": {"max_sec": 54}, "model": {
@@ -39,7 +39,7 @@ def _seeded(reference_dir, manifest):
     spec = importlib.util.spec_from_file_location("seeded", reference_dir / "seeded.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    return mod.seeded_state_dict(json.load(open(reference_dir / manifest)))
+    return mod.seeded_state_dict(json.loads((reference_dir / manifest).read_text()))
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -48,7 +48,7 @@ def setup(reference_dir, tmp_path_factory):
     spec = importlib.util.spec_from_file_location("seeded", reference_dir / "seeded.py")
     seeded = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(seeded)
-    weight = seeded.seeded_state_dict(json.load(open(reference_dir / "gptsovits_sovits.json")))
+    weight = seeded.seeded_state_dict(json.loads((reference_dir / "gptsovits_sovits.json").read_text()))
     torch.save({"weight": weight, "config": {"data": {"sampling_rate": 32000}}}, root / "s2G.pth")
 
     hubert = transformers.HubertModel(transformers.HubertConfig(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import types
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -27,7 +28,7 @@ def test_missing_coqui_names_the_install(monkeypatch):
 
 
 class _FakeCoqui:
-    calls: list = []
+    calls: ClassVar[list] = []
 
     def __init__(self, model):
         self.model = model
