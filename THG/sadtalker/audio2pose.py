@@ -141,12 +141,14 @@ class Audio2Pose(nn.Module):
         zs: a sequence of (B, 64) noise, one per 32-frame window (``num_windows(T)`` of them), drawn by
         the caller so that a seed fixes the motion. Returns (B, T, 6)."""
         ref_pose = ref[:, 0, -6:]
-        emb = self.embed(mels[:, 1:])  # frame 0 is the reference
-        n = emb.shape[1]
-        full, rest = divmod(n, SEQ_LEN)
+        n = mels.shape[1] - 1  # frame 0 is the reference
         if len(zs) != num_windows(n + 1):
             raise ValueError(f"need {num_windows(n + 1)} noise vectors for {n + 1} frames, got {len(zs)}")
         out = [torch.zeros_like(ref_pose)[:, None]]
+        if n <= 0:
+            return out[0]
+        emb = self.embed(mels[:, 1:])
+        full, rest = divmod(n, SEQ_LEN)
         decoder = self.netG.decoder
         for i in range(full):
             out.append(decoder(zs[i], class_id, ref_pose, emb[:, i * SEQ_LEN:(i + 1) * SEQ_LEN]))

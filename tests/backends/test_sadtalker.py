@@ -182,33 +182,36 @@ def backend(checkpoint_root):
     from THG.sadtalker_thg import SadTalkerTHG
 
     # render_size 128 runs the 256 model at a quarter of the cost; the code path is the same
-    options = SadTalkerTHG.Options(device="cpu", render_size=128, batch_size=3)
+    options = SadTalkerTHG.Options(device="cpu", render_size=128, batch_size=2)
     return SadTalkerTHG(options, CheckpointManager(checkpoint_root))
 
 
-def test_render_portrait_end_to_end(backend, portrait):
-    avatar = backend.prepare(portrait)
+@pytest.fixture(scope="module")
+def avatar(backend, portrait):
+    return backend.prepare(portrait)
+
+
+def test_render_portrait_end_to_end(backend, avatar, portrait):
     x1, y1, x2, y2 = avatar.box
     h, w = portrait.shape[:2]
     assert 0 <= x1 < x2 <= w and 0 <= y1 < y2 <= h and (x2 - x1) < w  # a face crop, not the whole image
     assert avatar.coeffs.shape == (70,) and np.isfinite(avatar.coeffs).all()
 
     sr = 16000
-    t = np.arange(int(0.2 * sr)) / sr
+    t = np.arange(int(0.1 * sr)) / sr  # 2.5 frames of speech: the last, partial one counts
     audio = Audio((0.3 * np.sin(2 * np.pi * 220 * t) * np.sin(2 * np.pi * 3 * t)).astype(np.float32), sr)
     frames = list(backend.render(avatar, audio))
-    assert len(frames) == math.ceil(audio.duration * 25) == 5
+    assert len(frames) == math.ceil(audio.duration * 25) == 3  # batches of 2 and 1
     assert {f.shape for f in frames} == {frames[0].shape}
     assert frames[0].dtype == np.uint8 and frames[0].shape[1] == 128 and frames[0].shape[2] == 3
     assert all(f.std() > 1 for f in frames)  # an image, not a flat fill
 
 
-def test_same_seed_same_coefficients(backend, portrait):
-    avatar = backend.prepare(portrait)
+def test_same_seed_same_coefficients(backend, avatar):
     audio = Audio(np.random.default_rng(1).uniform(-0.3, 0.3, 16000).astype(np.float32), 16000)
-    a = backend.coefficients(avatar, audio, 25)
-    b = backend.coefficients(avatar, audio, 25)
-    assert a.shape == (25, 70) and np.array_equal(a, b)
+    a = backend.coefficients(avatar, audio, 12)
+    b = backend.coefficients(avatar, audio, 12)
+    assert a.shape == (12, 70) and np.array_equal(a, b)
     assert np.abs(a[:, 64:] - a[:1, 64:]).max() > 0  # the head moves
 
 
