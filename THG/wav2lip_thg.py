@@ -14,7 +14,8 @@ loop that continues from one sentence to the next.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import math
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import cv2
@@ -27,7 +28,14 @@ from app_modules.errors import BadInputError, TalkerError
 from app_modules.media import frame_count, limit_size, resample
 from app_modules.types import Audio
 from THG.base import THG
-from THG.wav2lip.audio import HPARAMS, chunk_starts, mel_windows, melspectrogram
+from THG.wav2lip.audio import (
+    HPARAMS,
+    MEL_STEP,
+    StreamingMel,
+    chunk_starts,
+    mel_windows,
+    melspectrogram,
+)
 from THG.wav2lip.loading import load_s3fd, load_wav2lip
 from THG.wav2lip.model import IMG_SIZE
 from THG.wav2lip.s3fd import FaceDetector
@@ -151,16 +159,49 @@ class Wav2LipTHG(THG):
 
     def render(self, avatar: Wav2LipAvatar, audio: Audio) -> Iterator[np.ndarray]:
         n = frame_count(audio, self.fps)
-        wav = resample(audio, HPARAMS.sample_rate).samples
-        mel = melspectrogram(wav)
-        starts = chunk_starts(mel.shape[1], n, self.fps)
+        mel = melspectrogram(resample(audio, HPARAMS.sample_rate).samples)
+        yield from self._emit(avatar, mel_windows(mel, chunk_starts(mel.shape[1], n, self.fps)), first=True)
+
+    def render_stream(self, avatar: Wav2LipAvatar, chunks: Iterable[Audio]) -> Iterator[np.ndarray]:
+        """Frames for speech that arrives in pieces (a streaming TTS): a batch is rendered as soon
+        as the audio its mel windows need has arrived. The frames are those ``render`` gives for
+        the joined audio (chunks at 16 kHz match exactly; others are resampled one by one)."""
+        stream = StreamingMel()
+        step = HPARAMS.sample_rate / HPARAMS.hop_size / self.fps
+        done, total, rate = 0, 0, None
+        for chunk in chunks:
+            if rate is not None and chunk.sample_rate != rate:
+                raise TalkerError(f"audio chunks changed sample rate ({rate} -> {chunk.sample_rate} Hz)")
+            rate, total = chunk.sample_rate, total + len(chunk.samples)
+            mel = stream.push(resample(chunk, HPARAMS.sample_rate).samples)
+            heard = math.floor(total / rate * self.fps)  # frames surely inside the final video
+            ready = done
+            while ready < heard and int(ready * step) + MEL_STEP <= mel.shape[1]:
+                ready += 1
+            size = self.options.first_batch if done == 0 else self.options.batch_size
+            size = min(size, self.options.batch_size)
+            if ready - done >= size:
+                stop = done + (ready - done) // size * size  # whole batches only: keeps them full
+                starts = np.array([int(i * step) for i in range(done, stop)], dtype=np.int64)
+                yield from self._emit(avatar, mel_windows(mel, starts), first=done == 0)
+                done = stop
+        if rate is None:
+            return
+        n = frame_count(Audio(np.broadcast_to(np.float32(0), (total,)), rate), self.fps)
+        mel = stream.finish()
+        starts = chunk_starts(mel.shape[1], n, self.fps)[done:]
+        yield from self._emit(avatar, mel_windows(mel, starts), first=done == 0)
+
+    def _emit(self, avatar: Wav2LipAvatar, windows: np.ndarray, first: bool) -> Iterator[np.ndarray]:
+        """Render mel windows (n, 80, 16) in batches, continuing the avatar's idle loop."""
+        n = len(windows)
         which = _loop_indices(len(avatar.frames), avatar.next_frame, n)
         avatar.next_frame += n
         start = 0
         while start < n:
-            size = self.options.first_batch if start == 0 else self.options.batch_size
+            size = self.options.first_batch if first and start == 0 else self.options.batch_size
             stop = min(n, start + min(size, self.options.batch_size))
-            regions = self._render_batch(avatar, mel_windows(mel, starts[start:stop]), which[start:stop])
+            regions = self._render_batch(avatar, windows[start:stop], which[start:stop])
             for i, region in zip(which[start:stop], regions):
                 y1, y2, x1, x2 = avatar.boxes[i]
                 frame = avatar.frames[i].copy()

@@ -72,35 +72,95 @@ def mel_filterbank(p: MelParams = HPARAMS) -> np.ndarray:
 _BASIS_CACHE: dict[MelParams, np.ndarray] = {}
 
 
-def _stft_magnitude(y: np.ndarray, p: MelParams) -> np.ndarray:
-    """|STFT| with a periodic Hann window, centred frames, reflect padding: (n_fft//2+1, frames)."""
-    pad = p.n_fft // 2
-    if len(y) <= pad:  # reflect padding needs more samples than the pad; silence-pad tiny inputs
-        y = np.pad(y, (0, pad + 1 - len(y)))
-    y = np.pad(y, pad, mode="reflect")
+def _window(p: MelParams) -> np.ndarray:
     n = np.arange(p.win_size)
     window = 0.5 - 0.5 * np.cos(2.0 * np.pi * n / p.win_size)  # periodic ("fftbins") Hann
     if p.win_size < p.n_fft:
         left = (p.n_fft - p.win_size) // 2
         window = np.pad(window, (left, p.n_fft - p.win_size - left))
-    n_frames = 1 + (len(y) - p.n_fft) // p.hop_size
+    return window
+
+
+def _magnitude(padded: np.ndarray, first: int, stop: int, p: MelParams) -> np.ndarray:
+    """|STFT| of frames ``first..stop-1`` of a signal already padded by n_fft//2 on the left."""
+    n = stop - first
     frames = np.lib.stride_tricks.as_strided(
-        y, shape=(n_frames, p.n_fft), strides=(y.strides[0] * p.hop_size, y.strides[0]), writeable=False)
-    return np.abs(np.fft.rfft(frames * window, axis=1)).T
+        padded[first * p.hop_size:], shape=(n, p.n_fft),
+        strides=(padded.strides[0] * p.hop_size, padded.strides[0]), writeable=False)
+    return np.abs(np.fft.rfft(frames * _window(p), axis=1)).T
 
 
-def melspectrogram(wav: np.ndarray, p: MelParams = HPARAMS) -> np.ndarray:
-    """(num_mels, frames) float64 in [-max_abs_value, max_abs_value]; frames = 1 + len(wav)//hop."""
-    wav = np.asarray(wav, dtype=np.float32)
-    y = lfilter([1.0, -p.preemphasis], [1.0], wav)
+def _normalized_mel(magnitude: np.ndarray, p: MelParams) -> np.ndarray:
     basis = _BASIS_CACHE.get(p)
     if basis is None:
         basis = _BASIS_CACHE[p] = mel_filterbank(p)
-    mel = np.dot(basis, _stft_magnitude(y, p))
+    mel = np.dot(basis, magnitude)
     min_level = np.exp(p.min_level_db / 20.0 * np.log(10.0))
     s = 20.0 * np.log10(np.maximum(min_level, mel)) - p.ref_level_db
     m = p.max_abs_value
     return np.clip(2.0 * m * ((s - p.min_level_db) / -p.min_level_db) - m, -m, m)
+
+
+def _preemphasis(wav: np.ndarray, p: MelParams) -> np.ndarray:
+    return lfilter([1.0, -p.preemphasis], [1.0], np.asarray(wav, dtype=np.float32))
+
+
+def melspectrogram(wav: np.ndarray, p: MelParams = HPARAMS) -> np.ndarray:
+    """(num_mels, frames) float64 in [-max_abs_value, max_abs_value]; frames = 1 + len(wav)//hop.
+
+    STFT frames are centred, with reflect padding at both ends, as librosa's stft."""
+    y = _preemphasis(wav, p)
+    pad = p.n_fft // 2
+    if len(y) <= pad:  # reflect padding needs more samples than the pad; silence-pad tiny inputs
+        y = np.pad(y, (0, pad + 1 - len(y)))
+    y = np.pad(y, pad, mode="reflect")
+    return _normalized_mel(_magnitude(y, 0, 1 + (len(y) - p.n_fft) // p.hop_size, p), p)
+
+
+class StreamingMel:
+    """Mel frames of audio that arrives in pieces (16 kHz samples), for streaming TTS.
+
+    ``push`` returns every frame whose analysis window lies inside the audio received so far;
+    those frames equal ``melspectrogram`` of the whole audio. ``finish`` then gives the whole
+    spectrogram, including the last frames, which depend on the end padding."""
+
+    def __init__(self, p: MelParams = HPARAMS):
+        self.p = p
+        self._wav = np.zeros(0, dtype=np.float32)
+        self._cols: list[np.ndarray] = []
+        self._n = 0
+
+    def push(self, wav: np.ndarray) -> np.ndarray:
+        p, pad = self.p, self.p.n_fft // 2
+        self._wav = np.concatenate((self._wav, np.asarray(wav, dtype=np.float32)))
+        final = (len(self._wav) - pad) // p.hop_size + 1 if len(self._wav) > pad else 0  # windows complete
+        if final > self._n:
+            # Frame f reads samples [f*hop - pad, f*hop + pad): pre-emphasis (causal) and the left
+            # reflect padding only ever need the samples from one before that window.
+            lo = max(0, self._n * p.hop_size - pad - 1)
+            hi = max((final - 1) * p.hop_size + pad, pad + 1)  # reflecting frame 0 reads sample `pad`
+            y = _preemphasis(self._wav[lo:hi], p)
+            if lo == 0:
+                y = np.pad(y, (pad, 0), mode="reflect")
+                first = self._n
+            else:
+                y = y[1:]  # the extra sample only fed the filter
+                first = 0
+            self._cols.append(_normalized_mel(_magnitude(y, first, first + final - self._n, p), p))
+            self._n = final
+        return self.frames()
+
+    def frames(self) -> np.ndarray:
+        if len(self._cols) > 1:
+            self._cols = [np.concatenate(self._cols, axis=1)]
+        return self._cols[0] if self._cols else np.zeros((self.p.num_mels, 0))
+
+    def finish(self) -> np.ndarray:
+        return melspectrogram(self._wav, self.p)
+
+    @property
+    def samples(self) -> int:
+        return len(self._wav)
 
 
 def chunk_starts(n_mel_frames: int, n_video_frames: int, fps: float = 25.0) -> np.ndarray:

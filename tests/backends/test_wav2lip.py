@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from app_modules.errors import MissingWeightsError, TalkerError
-from THG.wav2lip.audio import chunk_starts, mel_filterbank, mel_windows, melspectrogram
+from THG.wav2lip.audio import StreamingMel, chunk_starts, mel_filterbank, mel_windows, melspectrogram
 from THG.wav2lip.loading import load_s3fd, load_wav2lip, read_state_dict
 from THG.wav2lip.model import Wav2Lip
 from THG.wav2lip.s3fd import S3FD, best_face, decode_detections, nms
@@ -195,6 +195,20 @@ def test_mel_matches_original(reference_dir):
     np.testing.assert_allclose(mel, ref["mel"], atol=1e-9, rtol=0)
     chunks = mel_windows(mel, chunk_starts(mel.shape[1], len(ref["mel_chunks"])))
     np.testing.assert_allclose(chunks, ref["mel_chunks"], atol=1e-9, rtol=0)
+
+
+@pytest.mark.parametrize("sizes", [[401, 31599], [100, 300, 5, 995, 1000, 29600], [3200] * 10])
+def test_streaming_mel_equals_the_whole(reference_dir, sizes):
+    wav = np.load(reference_dir / "wav2lip_mel.npz")["wav"]
+    whole = melspectrogram(wav)
+    stream, pos = StreamingMel(), 0
+    for n in sizes:
+        part = stream.push(wav[pos:pos + n])
+        pos += n
+        # Every frame returned is final: its window lies inside the audio received so far.
+        assert part.shape[1] == max(0, (pos - 400) // 200 + 1) if pos > 400 else part.shape[1] == 0
+        np.testing.assert_allclose(part, whole[:, :part.shape[1]], atol=1e-12, rtol=0)
+    np.testing.assert_allclose(stream.finish(), whole, atol=1e-12, rtol=0)
 
 
 def test_chunks_cover_every_video_frame():

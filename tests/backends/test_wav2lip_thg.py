@@ -90,10 +90,29 @@ def test_streams_batch_by_batch(thg, avatar, monkeypatch):
     calls = []
     decode = thg.model.decode
     monkeypatch.setattr(thg.model, "decode", lambda *a: calls.append(len(a[0])) or decode(*a))
-    frames = thg.render(avatar, _tone(0.28, 16000))  # 7 frames: batches of 2, 4, 1
+    frames = thg.render(avatar, _tone(0.2, 16000))  # 5 frames: batches of 2, then up to 4
     next(frames)
     assert calls == [2]  # the first frame came out before the rest of the audio was rendered
-    assert len(list(frames)) == 6 and calls == [2, 4, 1]
+    assert len(list(frames)) == 4 and calls == [2, 3]
+
+
+def test_streaming_audio_gives_the_same_frames_sooner(thg, avatar):
+    audio = _tone(0.32, 16000)  # 8 frames, arriving in eight 40 ms chunks
+    pushed = []
+
+    def chunks():
+        for k in range(8):
+            pushed.append(k)
+            yield Audio(audio.samples[k * 640:(k + 1) * 640], 16000)
+
+    stream = thg.render_stream(avatar, chunks())
+    first = next(stream)
+    assert len(pushed) < 8  # rendering started before the speech was complete
+    streamed = np.stack([first, *stream]).astype(int)
+    whole = np.stack(list(thg.render(avatar, audio))).astype(int)
+    assert streamed.shape == whole.shape == (8, *avatar.frames[0].shape)
+    assert np.abs(streamed - whole).max() <= 1  # same mel windows; only float rounding may differ
+    assert list(thg.render_stream(avatar, [])) == []
 
 
 def test_no_face_is_a_bad_input(thg, weights_root, portrait):
@@ -123,8 +142,8 @@ def test_reduced_precision_path_matches_float32(thg, weights_root, portrait):
     small = cv2.resize(portrait, (192, 224))
     bf16 = Wav2LipTHG(Wav2LipTHG.Options(cpu_bf16=True, batch_size=2), CheckpointManager(weights_root))
     assert bf16.dtype == torch.bfloat16
-    outs = [np.stack(list(t.render(t.prepare(small), _tone(0.12, 16000)))).astype(int) for t in (thg, bf16)]
-    assert outs[0].shape == outs[1].shape == (3, 224, 192, 3)
+    outs = [np.stack(list(t.render(t.prepare(small), _tone(0.08, 16000)))).astype(int) for t in (thg, bf16)]
+    assert outs[0].shape == outs[1].shape == (2, 224, 192, 3)
     assert np.abs(outs[0] - outs[1]).mean() < 2.0
 
 
