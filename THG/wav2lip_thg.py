@@ -120,7 +120,7 @@ class Wav2LipTHG(THG):
         frames = _as_frames(image, self.options.max_side)
         boxes = self._face_boxes(frames)
         faces, crops = [], []
-        for frame, (y1, y2, x1, x2) in zip(frames, boxes):
+        for frame, (y1, y2, x1, x2) in zip(frames, boxes, strict=True):
             crop = frame[y1:y2, x1:x2]
             crops.append(torch.from_numpy(np.ascontiguousarray(crop)).to(self.device))
             face = cv2.resize(crop, (IMG_SIZE, IMG_SIZE))[:, :, ::-1]  # the network sees BGR, as trained
@@ -141,7 +141,8 @@ class Wav2LipTHG(THG):
         found = self._detector.detect(frames)
         missing = [i for i, b in enumerate(found) if b is None]
         if missing:
-            where = "in the image" if len(frames) == 1 else f"in {len(missing)} frame(s) of the video (first: {missing[0]})"
+            where = ("in the image" if len(frames) == 1
+                     else f"in {len(missing)} frame(s) of the video (first: {missing[0]})")
             raise BadInputError(f"no face found {where}: use a well-lit, front-facing photo "
                                 "where the whole face is visible and not too small")
         top, bottom, left, right = self.options.pads
@@ -202,7 +203,7 @@ class Wav2LipTHG(THG):
             size = self.options.first_batch if first and start == 0 else self.options.batch_size
             stop = min(n, start + min(size, self.options.batch_size))
             regions = self._render_batch(avatar, windows[start:stop], which[start:stop])
-            for i, region in zip(which[start:stop], regions):
+            for i, region in zip(which[start:stop], regions, strict=True):
                 y1, y2, x1, x2 = avatar.boxes[i]
                 frame = avatar.frames[i].copy()
                 frame[y1:y2, x1:x2] = region

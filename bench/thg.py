@@ -25,11 +25,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run as a script from anywhere
 
-import numpy as np
+import numpy as np  # noqa: E402
 
-from app_modules import registry
-from app_modules.checkpoints import CheckpointManager
-from app_modules.types import Audio
+from app_modules import registry  # noqa: E402
+from app_modules.checkpoints import CheckpointManager  # noqa: E402
+from app_modules.types import Audio  # noqa: E402
 
 
 def speech_like(seconds: float, rate: int = 16000) -> Audio:
@@ -100,15 +100,15 @@ def bench_stage(thg, image: np.ndarray, audio: Audio) -> None:
     t0 = time.perf_counter()
     avatar = thg.prepare(image)
     t_prep = time.perf_counter() - t0
-    n, first = 0, None
+    n, first, size = 0, None, None
     t0 = time.perf_counter()
     for frame in thg.render(avatar, audio):
         n += 1
         if first is None:
-            first = time.perf_counter() - t0
+            first, size = time.perf_counter() - t0, f"{frame.shape[1]}x{frame.shape[0]}"
     total = time.perf_counter() - t0
     want = math.ceil(audio.duration * getattr(thg, "fps", 25))
-    print(f"{'whole stage':28s} {n} frames {frame.shape[1]}x{frame.shape[0]}: {n / total:8.1f} fps  "
+    print(f"{'whole stage':28s} {n} frames {size}: {n / total:8.1f} fps  "
           f"(prepare {t_prep:.2f} s, first frame after {first:.2f} s, {total:.2f} s for {audio.duration:.1f} s "
           f"of audio: {'real time' if total <= audio.duration else f'{total / audio.duration:.1f}x real time'})")
     if n != want:

@@ -102,7 +102,7 @@ class Wav2Lip(nn.Module):
         """Decoder + output head. ``feats`` may have batch 1 (one still face for every window)."""
         x = audio_embedding
         n = x.shape[0]
-        for block, skip in zip(self.face_decoder_blocks, reversed(feats)):
+        for block, skip in zip(self.face_decoder_blocks, reversed(feats), strict=True):
             x = block(x)
             if skip.shape[0] != n:
                 skip = skip.expand(n, -1, -1, -1)

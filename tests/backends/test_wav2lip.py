@@ -154,7 +154,7 @@ def _original_decode(outputs):
         cls = torch.softmax(outputs[2 * i], dim=1)[0].numpy().astype(np.float64)
         reg = outputs[2 * i + 1][0].numpy().astype(np.float64)
         stride = 2 ** (i + 2)
-        for h, w in zip(*np.where(cls[1] > 0.05)):
+        for h, w in zip(*np.where(cls[1] > 0.05), strict=True):
             cx, cy, s = stride / 2 + w * stride, stride / 2 + h * stride, stride * 4.0
             px, py = cx + reg[0, h, w] * 0.1 * s, cy + reg[1, h, w] * 0.1 * s
             bw, bh = s * np.exp(reg[2, h, w] * 0.2), s * np.exp(reg[3, h, w] * 0.2)
