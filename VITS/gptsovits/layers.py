@@ -147,7 +147,8 @@ class Encoder(nn.Module):
     def forward(self, x, x_mask):
         attn_mask = x_mask.unsqueeze(2) * x_mask.unsqueeze(-1)
         x = x * x_mask
-        for attn, n1, ffn, n2 in zip(self.attn_layers, self.norm_layers_1, self.ffn_layers, self.norm_layers_2):
+        layers = zip(self.attn_layers, self.norm_layers_1, self.ffn_layers, self.norm_layers_2, strict=True)
+        for attn, n1, ffn, n2 in layers:
             x = n1(x + attn(x, x, attn_mask))
             x = n2(x + ffn(x, x_mask))
         return x * x_mask

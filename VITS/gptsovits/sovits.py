@@ -256,7 +256,7 @@ class ResBlock1(nn.Module):
         self.convs2 = nn.ModuleList(WNConv1d(channels, channels, kernel_size, 1, pad(1)) for _ in dilations)
 
     def forward(self, x):
-        for c1, c2 in zip(self.convs1, self.convs2):
+        for c1, c2 in zip(self.convs1, self.convs2, strict=True):
             x = x + c2(F.leaky_relu(c1(F.leaky_relu(x, LRELU_SLOPE)), LRELU_SLOPE))
         return x
 
@@ -271,10 +271,11 @@ class Generator(nn.Module):
         self.conv_pre = nn.Conv1d(c.inter_channels, ch0, 7, padding=3)
         self.ups = nn.ModuleList(
             WNConvTranspose1d(ch0 // 2 ** i, ch0 // 2 ** (i + 1), k, u, (k - u) // 2)
-            for i, (u, k) in enumerate(zip(c.upsample_rates, c.upsample_kernel_sizes)))
+            for i, (u, k) in enumerate(zip(c.upsample_rates, c.upsample_kernel_sizes, strict=True)))
         self.resblocks = nn.ModuleList(
             ResBlock1(ch0 // 2 ** (i + 1), k, d)
-            for i in range(len(self.ups)) for k, d in zip(c.resblock_kernel_sizes, c.resblock_dilation_sizes))
+            for i in range(len(self.ups))
+            for k, d in zip(c.resblock_kernel_sizes, c.resblock_dilation_sizes, strict=True))
         self.conv_post = nn.Conv1d(ch0 // 2 ** len(self.ups), 1, 7, padding=3, bias=False)
         self.cond = nn.Conv1d(c.gin_channels, ch0, 1)
 

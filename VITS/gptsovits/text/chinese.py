@@ -80,7 +80,7 @@ def g2p(text: str) -> tuple[list[str], list[int]]:
         if len(finals) != len(word):
             raise ValueError(f"pypinyin could not split {word!r} into characters")
         finals = _erhua(word, modify_tones(word, pos, finals))
-        for ch, c, v in zip(word, initials, finals):
+        for ch, c, v in zip(word, initials, finals, strict=True):
             if ch in PUNCTUATION:
                 phones.append(ch)
                 word2ph.append(1)

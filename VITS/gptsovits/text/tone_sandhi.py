@@ -10,8 +10,11 @@ from __future__ import annotations
 
 # The most frequent words whose last syllable is neutral (a subset of the original list).
 NEUTRAL_WORDS = frozenset(
-    ["东西", "时候", "什么", "怎么", "这么", "那么", "多么", "朋友", "先生", "意思", "知道", "明白", "喜欢", "觉得", "衣服", "休息", "事情", "地方", "消息", "名字", "客气", "舒服", "清楚", "漂亮", "便宜", "麻烦", "告诉", "认识", "关系", "丈夫", "姑娘", "学生", "窗户", "豆腐", "耳朵", "眼睛", "脑袋", "妈妈", "爸爸", "哥哥", "姐姐", "弟弟", "妹妹", "爷爷", "奶奶", "打听", "打扮", "打算", "商量", "收拾", "结实", "热闹", "暖和", "凉快", "聪明", "糊涂", "部分", "生意", "功夫", "本事"])
-NOT_NEUTRAL = frozenset({"男子", "女子", "分子", "原子", "量子", "莲子", "石子", "瓜子", "电子", "人人", "虎虎", "幺幺", "干嘛", "学子", "哈哈", "数数", "茵茵"})
+    "东西 时候 什么 怎么 这么 那么 多么 朋友 先生 意思 知道 明白 喜欢 觉得 衣服 休息 事情 地方 消息 名字 客气 舒服 "
+    "清楚 漂亮 便宜 麻烦 告诉 认识 关系 丈夫 姑娘 学生 窗户 豆腐 耳朵 眼睛 脑袋 妈妈 爸爸 哥哥 姐姐 弟弟 妹妹 "
+    "爷爷 奶奶 打听 打扮 打算 商量 收拾 结实 热闹 暖和 凉快 聪明 糊涂 部分 生意 功夫 本事".split())
+NOT_NEUTRAL = frozenset(
+    "男子 女子 分子 原子 量子 莲子 石子 瓜子 电子 人人 虎虎 幺幺 干嘛 学子 哈哈 数数 茵茵".split())
 _PUNCT = "、：，；。？！“”‘’':,;.?!"
 
 
@@ -168,7 +171,15 @@ def _neutral(word, pos, finals):
             finals[j] = _set(finals[j], "5")
     ge = word.find("个")
     last = word[-1]
-    if last in "吧呢哈啊呐噻嘛吖嗨哦哒额滴哩哟喽啰耶喔诶" or last in "的地得" or len(word) == 1 and word in "了着过" and pos in ("ul", "uz", "ug") or len(word) > 1 and last in "们子" and pos in ("r", "n") and word not in NOT_NEUTRAL or len(word) > 1 and last in "上下里" and pos in ("s", "l", "f") or len(word) > 1 and last in "来去" and word[-2] in "上下进出回过起开":
+    if last in "吧呢哈啊呐噻嘛吖嗨哦哒额滴哩哟喽啰耶喔诶" or last in "的地得":
+        finals[-1] = _set(finals[-1], "5")
+    elif len(word) == 1 and word in "了着过" and pos in ("ul", "uz", "ug"):
+        finals[-1] = _set(finals[-1], "5")
+    elif len(word) > 1 and last in "们子" and pos in ("r", "n") and word not in NOT_NEUTRAL:
+        finals[-1] = _set(finals[-1], "5")
+    elif len(word) > 1 and last in "上下里" and pos in ("s", "l", "f"):
+        finals[-1] = _set(finals[-1], "5")
+    elif len(word) > 1 and last in "来去" and word[-2] in "上下进出回过起开":
         finals[-1] = _set(finals[-1], "5")
     elif (ge >= 1 and (word[ge - 1].isnumeric() or word[ge - 1] in "几有两半多各整每做是")) or word == "个":
         finals[ge] = _set(finals[ge], "5")
