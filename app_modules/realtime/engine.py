@@ -207,8 +207,8 @@ class ConversationEngine:
         offset = 0.0
         try:
             for ev in events:
-                if turn.cancel.is_set():
-                    break
+                if turn.metrics.interrupted is not None:
+                    break  # (the pipeline also sets ``cancel`` itself on a failure: read that event)
                 if isinstance(ev, Transcript):
                     turn.user_text = turn.metrics.user_text = ev.text
                     turn.metrics.transcript = time.perf_counter()
@@ -261,7 +261,7 @@ class ConversationEngine:
         turn.metrics.heard = answer or ""
         if turn.user_text and answer:
             self.history.commit(turn.user_text, answer)
-            self.emit({"type": "reply", "text": answer, "interrupted": turn.cancel.is_set()})
+            self.emit({"type": "reply", "text": answer, "interrupted": turn.metrics.interrupted is not None})
 
     # ----------------------------------------------------------------------------- output side
     def pull_audio(self, n: int) -> np.ndarray:
