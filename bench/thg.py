@@ -88,12 +88,19 @@ def bench_network(thg, batch: int, repeats: int) -> None:
         for label, fn in runs.items():
             fn()  # warm-up: allocations, cuDNN autotuning
             _sync(dev)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             for _ in range(repeats):
                 fn()
             _sync(dev)
             dt_s = (time.perf_counter() - t0) / repeats
-            print(f"{label:28s} batch {batch:4d}: {batch / dt_s:8.1f} fps  ({dt_s * 1000:.0f} ms a batch)")
+            cpu = (time.process_time() - c0) / repeats
+            print(f"{label:28s} batch {batch:4d}: {batch / dt_s:8.1f} fps  ({dt_s * 1000:.0f} ms a batch, "
+                  f"{cpu:.1f} CPU-s: {_load_note(cpu, dt_s)})")
+
+
+def _load_note(cpu_s: float, wall_s: float) -> str:
+    """How busy our threads kept the CPUs: far below the thread count means other load (shared CI)."""
+    return f"{cpu_s / wall_s:.1f} cores busy"
 
 
 def bench_stage(thg, image: np.ndarray, audio: Audio) -> None:
@@ -101,16 +108,17 @@ def bench_stage(thg, image: np.ndarray, audio: Audio) -> None:
     avatar = thg.prepare(image)
     t_prep = time.perf_counter() - t0
     n, first, size = 0, None, None
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for frame in thg.render(avatar, audio):
         n += 1
         if first is None:
             first, size = time.perf_counter() - t0, f"{frame.shape[1]}x{frame.shape[0]}"
-    total = time.perf_counter() - t0
+    total, cpu = time.perf_counter() - t0, time.process_time() - c0
     want = math.ceil(audio.duration * getattr(thg, "fps", 25))
     print(f"{'whole stage':28s} {n} frames {size}: {n / total:8.1f} fps  "
           f"(prepare {t_prep:.2f} s, first frame after {first:.2f} s, {total:.2f} s for {audio.duration:.1f} s "
-          f"of audio: {'real time' if total <= audio.duration else f'{total / audio.duration:.1f}x real time'})")
+          f"of audio: {'real time' if total <= audio.duration else f'{total / audio.duration:.1f}x real time'}; "
+          f"{_load_note(cpu, total)})")
     if n != want:
         print(f"WARNING: {n} frames for {audio.duration:.2f} s of audio, expected {want}")
 

@@ -102,7 +102,10 @@ def _normalized_mel(magnitude: np.ndarray, p: MelParams) -> np.ndarray:
 
 
 def _preemphasis(wav: np.ndarray, p: MelParams) -> np.ndarray:
-    return lfilter([1.0, -p.preemphasis], [1.0], np.asarray(wav, dtype=np.float32))
+    wav = np.asarray(wav, dtype=np.float32)
+    if wav.size == 0:  # lfilter rejects empty input; an empty sentence still gets its one frame
+        return np.zeros(0)
+    return lfilter([1.0, -p.preemphasis], [1.0], wav)
 
 
 def melspectrogram(wav: np.ndarray, p: MelParams = HPARAMS) -> np.ndarray:

@@ -218,6 +218,7 @@ def test_chunks_cover_every_video_frame():
     tiny = melspectrogram(np.zeros(800, np.float32))  # 50 ms: fewer mel frames than one window
     windows = mel_windows(tiny, chunk_starts(tiny.shape[1], 2))
     assert windows.shape == (2, 80, 16) and np.all(windows[:, :, tiny.shape[1]:] == -4.0)
+    assert melspectrogram(np.zeros(0, np.float32)).shape == (80, 3)  # an empty sentence: silence
 
 
 def test_mel_filterbank_is_slaney_normalised():

@@ -84,6 +84,7 @@ def test_renders_portrait_frames_for_the_whole_audio(thg, avatar, portrait):
 def test_other_sample_rates_and_short_clips(thg, avatar):
     assert len(list(thg.render(avatar, _tone(0.12, 24000)))) == 3
     assert len(list(thg.render(avatar, _tone(0.01, 22050)))) == 1
+    assert len(list(thg.render(avatar, Audio(np.zeros(0, np.float32), 16000)))) == 1  # as frame_count says
 
 
 def test_streams_batch_by_batch(thg, avatar, monkeypatch):
