@@ -13,6 +13,7 @@ import fractions
 import json
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 
 import av
@@ -114,8 +115,10 @@ class Received:
 class LoopbackClient:
     """One peer connection to ``http://127.0.0.1:port/offer``."""
 
-    def __init__(self, port: int, host: str = "127.0.0.1", keep_video_every: int = 5):
-        self.url = f"http://{host}:{port}/offer"
+    def __init__(self, port: int, host: str = "127.0.0.1", keep_video_every: int = 5, path: str = "/offer",
+                 send_video: bool = False):
+        self.url = f"http://{host}:{port}{path}"
+        self.send_video = send_video  # a camera track too (fastrtc's audio-video mode expects one)
         self.mic = ScriptedMicrophone()
         self.received = Received()
         self.session: str | None = None
@@ -126,7 +129,12 @@ class LoopbackClient:
     async def connect(self, timeout: float = 30.0) -> None:
         pc = self._pc
         pc.addTrack(self.mic)
-        pc.addTransceiver("video", direction="recvonly")
+        if self.send_video:
+            from aiortc import VideoStreamTrack
+
+            pc.addTrack(VideoStreamTrack())  # a blank camera
+        else:
+            pc.addTransceiver("video", direction="recvonly")
         channel = pc.createDataChannel("events")
         channel.on("message", lambda m: self.received.events.append(json.loads(m)))
 
@@ -137,11 +145,15 @@ class LoopbackClient:
 
         await pc.setLocalDescription(await pc.createOffer())
         async with ClientSession() as http:
-            async with http.post(self.url, json={"sdp": pc.localDescription.sdp,
-                                                 "type": pc.localDescription.type}) as r:
+            # webrtc_id: fastrtc's name for the connection; the realtime server names its own
+            offer = {"sdp": pc.localDescription.sdp, "type": pc.localDescription.type,
+                     "webrtc_id": uuid.uuid4().hex[:12]}
+            async with http.post(self.url, json=offer) as r:
                 r.raise_for_status()
                 answer = await r.json()
-        self.session = answer["session"]
+        if "sdp" not in answer:
+            raise ConnectionError(f"the server refused the offer: {answer}")
+        self.session = answer.get("session", offer["webrtc_id"])
         await pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type=answer["type"]))
         deadline = time.perf_counter() + timeout
         while pc.connectionState != "connected":

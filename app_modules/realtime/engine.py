@@ -97,12 +97,13 @@ class ConversationEngine:
     def __init__(self, pipeline: Pipeline, history: ChatHistory, workdir: str | Path,
                  image: np.ndarray | None = None, settings: EngineSettings = EngineSettings(),
                  on_event: Callable[[dict[str, Any]], None] | None = None,
-                 detector: TurnDetector | None = None):
+                 detector: TurnDetector | None = None, on_close: Callable[[], None] | None = None):
         self.pipeline = pipeline
         self.history = history
         self.workdir = Path(workdir)
         self.settings = settings
         self.on_event = on_event or (lambda ev: None)
+        self.on_close = on_close  # e.g. remove the session's folder
         self.detector = detector or TurnDetector(settings.turn)
         thg = pipeline.stages.thg
         self.fps = getattr(thg, "fps", 25)
@@ -305,5 +306,9 @@ class ConversationEngine:
 
     def close(self) -> None:
         """The peer left: stop any turn; what was heard so far stays in the history."""
+        if self._closed:
+            return
         self._closed = True
         self.interrupt()
+        if self.on_close is not None:
+            self.on_close()

@@ -6,6 +6,7 @@ import gradio as gr
 
 from app_modules.config import Settings
 from app_modules.ui.chat_tabs import builtin_tab, clone_tab, conversation_tab, photo_tab
+from app_modules.ui.realtime_tab import realtime_tab
 from app_modules.ui.runtime import Runtime
 from app_modules.ui.session import close_session, remove_session_folders
 from app_modules.ui.settings_tab import settings_tab
@@ -28,6 +29,7 @@ def build_demo(settings: Settings, runtime: Runtime | None = None) -> gr.Blocks:
                 conversation_tab(runtime, state)
             with gr.Tab("Cloned voice", id="clone"):
                 clone_tab(runtime, state)
+            realtime_tab(runtime)
             with gr.Tab("Settings", id="settings"):
                 settings_tab(runtime)
 
