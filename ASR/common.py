@@ -93,6 +93,12 @@ def _is_cjk(ch: str) -> bool:
     return "\u3000" <= ch <= "\u9fff" or "\uac00" <= ch <= "\ud7af" or "\uff00" <= ch <= "\uffef"
 
 
+def one_line(e: BaseException, limit: int = 300) -> str:
+    """An exception as one short line: library messages often span several (the CLI prints one)."""
+    text = " ".join(f"{type(e).__name__}: {e}".split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def hub_offline() -> bool:
     """Whether the user asked for no network (``HF_HUB_OFFLINE`` / ``TRANSFORMERS_OFFLINE``)."""
     return any(os.environ.get(k, "").strip().lower() in ("1", "true", "yes", "on")
@@ -137,7 +143,7 @@ class ChunkedASR(ASR):
                 raise
             except Exception as e:  # a decoder failure is the stage's, not the user's, fault
                 raise StageError("asr", f"{self.name} failed on a {chunk.duration:.1f} s chunk: "
-                                        f"{type(e).__name__}: {e}") from e
+                                        f"{one_line(e)}") from e
         text = join_texts(texts)
         if not text:
             raise BadInputError(f"no speech detected: {self.name} heard no words in the recording "

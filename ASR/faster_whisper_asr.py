@@ -12,7 +12,7 @@ from pathlib import Path
 
 from app_modules.errors import BackendUnavailableError, MissingWeightsError, StageError, TalkerError
 from app_modules.types import Audio
-from ASR.common import ChunkedASR, default_threads, hub_offline, looks_like_path
+from ASR.common import ChunkedASR, default_threads, hub_offline, looks_like_path, one_line
 
 try:
     from faster_whisper import WhisperModel
@@ -48,7 +48,7 @@ class FasterWhisperASR(ChunkedASR):
             self.model = WhisperModel(path, device=self.options.device, compute_type=self.options.compute_type,
                                       cpu_threads=self.options.cpu_threads or default_threads())
         except (RuntimeError, ValueError, OSError) as e:
-            raise StageError("asr", f"cannot load the faster-whisper model at {path}: {e}") from e
+            raise StageError("asr", f"cannot load the faster-whisper model at {path}: {one_line(e)}") from e
         # An English-only model (tiny.en ...) transcribes English whatever it is told.
         self.valid_languages = set(_LANGUAGE_CODES) if self.model.model.is_multilingual else {"en"}
         self._language(self.options.language)
@@ -93,7 +93,7 @@ def resolve_model(name: str, download_root: str = "") -> str:
     cache = download_root or None
     try:
         return download_model(name, local_files_only=True, cache_dir=cache)
-    except Exception:  # not cached: huggingface_hub raises several kinds here
+    except Exception:  # noqa: BLE001, S110 - not cached: huggingface_hub raises several kinds here
         pass
     how = (f"download it where there is network (`huggingface-cli download {repo}`; HF_ENDPOINT selects a "
            "mirror) or set the model option to a local CTranslate2 folder")
@@ -104,4 +104,4 @@ def resolve_model(name: str, download_root: str = "") -> str:
         return download_model(name, cache_dir=cache)
     except Exception as e:
         raise MissingWeightsError(f"could not download faster-whisper model {name!r} ({repo}): "
-                                  f"{type(e).__name__}: {e}. To fix: {how}") from e
+                                  f"{one_line(e)}. To fix: {how}") from e

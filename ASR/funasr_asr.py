@@ -15,14 +15,15 @@ from pathlib import Path
 
 from app_modules.errors import BackendUnavailableError, MissingWeightsError, StageError, TalkerError
 from app_modules.types import Audio
-from ASR.common import ChunkedASR, hub_offline, looks_like_path
+from ASR.common import ChunkedASR, hub_offline, looks_like_path, one_line
 
 try:
     import torch
     from funasr import AutoModel
     from funasr.download.name_maps_from_hub import name_maps_hf, name_maps_ms
 except ImportError as e:  # pragma: no cover - depends on the install
-    raise BackendUnavailableError(f"funasr is not installed ({e}): pip install funasr modelscope kaldi-native-fbank") from e
+    raise BackendUnavailableError(
+        f"funasr is not installed ({e}): pip install funasr modelscope kaldi-native-fbank") from e
 
 # Short names FunASR's own maps lack; the rest ("paraformer-zh", "paraformer-en" ...) come from them.
 _EXTRA_NAMES = {
@@ -63,7 +64,7 @@ class FunASR(ChunkedASR):
             self.model = AutoModel(model=str(folder), device=device, ncpu=o.threads or torch.get_num_threads(),
                                    disable_update=True, disable_pbar=True, disable_log=True)
         except Exception as e:  # config or weight mismatches surface as many kinds
-            raise StageError("asr", f"cannot load the FunASR model at {folder}: {type(e).__name__}: {e}") from e
+            raise StageError("asr", f"cannot load the FunASR model at {folder}: {one_line(e)}") from e
         self.kind = type(self.model.model).__name__
         self.sensevoice = "SenseVoice" in self.kind
         self.valid_languages = SENSEVOICE_LANGUAGES if self.sensevoice else None
@@ -124,7 +125,7 @@ def resolve_model(name: str, hub: str = "ms", download_root: str = "") -> Path:
     cache = download_root or None
     try:
         return _check_folder(Path(_snapshot(repo, hub, cache, local_only=True)))
-    except Exception:  # not cached: both hubs raise several kinds here
+    except Exception:  # noqa: BLE001, S110 - not cached: both hubs raise several kinds here
         pass
     if hub_offline():
         raise MissingWeightsError(f"FunASR model {name!r} ({repo}) is not in the local {hub} cache and offline "
@@ -136,7 +137,7 @@ def resolve_model(name: str, hub: str = "ms", download_root: str = "") -> Path:
     except Exception as e:
         raise MissingWeightsError(f"could not download FunASR model {name!r} ({repo}) from "
                                   f"{'ModelScope' if hub == 'ms' else 'the Hugging Face hub'}: "
-                                  f"{type(e).__name__}: {e}. To fix: {how}") from e
+                                  f"{one_line(e)}. To fix: {how}") from e
 
 
 def _snapshot(repo: str, hub: str, cache_dir: str | None, local_only: bool) -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from app_modules.errors import BackendUnavailableError, MissingWeightsError, StageError, TalkerError
 from app_modules.types import Audio
-from ASR.common import ChunkedASR, hub_offline, looks_like_path
+from ASR.common import ChunkedASR, hub_offline, looks_like_path, one_line
 
 try:
     import torch
@@ -110,7 +110,7 @@ def checkpoint_file(name: str, download_root: str = "") -> Path:
         return Path(whisper._download(url, str(root), False))
     except (urllib.error.URLError, OSError, RuntimeError) as e:
         raise MissingWeightsError(f"could not download whisper model {name!r} from {url}: "
-                                  f"{getattr(e, 'reason', e)}. To fix: {how}") from e
+                                  f"{one_line(e)}. To fix: {how}") from e
 
 
 def load_whisper(name: str, device: str = "cpu", download_root: str = ""):
@@ -121,9 +121,9 @@ def load_whisper(name: str, device: str = "cpu", download_root: str = ""):
         model = whisper.load_model(str(path), device=device)
     except (KeyError, TypeError) as e:
         raise StageError("asr", f"{path} is not a Whisper checkpoint (it needs 'dims' and "
-                                f"'model_state_dict'): {e}") from e
+                                f"'model_state_dict'): {one_line(e)}") from e
     except Exception as e:  # torch.load raises many kinds on a damaged file
-        raise StageError("asr", f"cannot load the whisper checkpoint {path}: {type(e).__name__}: {e}") from e
+        raise StageError("asr", f"cannot load the whisper checkpoint {path}: {one_line(e)}") from e
     if name in whisper._ALIGNMENT_HEADS:  # what load_model(name) adds; used for word timings
         model.set_alignment_heads(whisper._ALIGNMENT_HEADS[name])
     return model

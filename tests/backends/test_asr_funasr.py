@@ -23,7 +23,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("funasr", reason="pip install funasr modelscope kaldi-native-fbank")
 pytest.importorskip("kaldi_native_fbank", reason="pip install kaldi-native-fbank (FunASR's fbank without torchaudio)")
 
-from ASR.funasr_asr import FunASR, hub_id  # noqa: E402
+from ASR.funasr_asr import FunASR, hub_id  # noqa: E402 - after the importorskips
 
 TOKENS = ["<blank>", "<s>", "</s>", "你好", "世界", "<unk>"]
 HELLO = TOKENS.index("你好")
@@ -98,7 +98,8 @@ def offline(monkeypatch):
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):
     root = tmp_path_factory.mktemp("funasr")
-    return {"sensevoice": sensevoice_folder(root / "SenseVoiceTiny"), "paraformer": paraformer_folder(root / "ParaTiny")}
+    return {"sensevoice": sensevoice_folder(root / "SenseVoiceTiny"),
+            "paraformer": paraformer_folder(root / "ParaTiny")}
 
 
 @pytest.fixture(scope="module")

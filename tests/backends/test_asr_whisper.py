@@ -21,7 +21,7 @@ torch = pytest.importorskip("torch")
 whisper = pytest.importorskip(
     "whisper", reason="pip install --no-deps openai-whisper && pip install numba tiktoken more-itertools")
 
-from ASR.whisper_asr import WhisperASR  # noqa: E402
+from ASR.whisper_asr import WhisperASR  # noqa: E402 - after the importorskips
 
 
 def tiny_checkpoint(path, n_vocab: int = 51865):
