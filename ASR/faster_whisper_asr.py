@@ -78,7 +78,7 @@ def resolve_model(name: str, download_root: str = "") -> str:
     name = str(name).strip()
     if not name:
         raise TalkerError("faster-whisper needs a model: a size such as tiny or small, or a model folder")
-    if looks_like_path(name):
+    if name not in _MODELS and looks_like_path(name):  # a size wins over a same-named folder in cwd
         folder = Path(name).expanduser()
         if not (folder / "model.bin").is_file():
             raise MissingWeightsError(

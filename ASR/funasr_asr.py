@@ -111,7 +111,7 @@ def resolve_model(name: str, hub: str = "ms", download_root: str = "") -> Path:
     name = str(name).strip()
     if not name:
         raise TalkerError("funasr needs a model: paraformer-zh, SenseVoiceSmall, a hub id or a local folder")
-    if looks_like_path(name):
+    if hub_id(name, hub) == name and looks_like_path(name):  # a short name wins over a same-named folder
         return _check_folder(Path(name).expanduser())
     repo = hub_id(name, hub)
     if "/" not in repo:
