@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -24,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from app_modules.checkpoints import CheckpointManager
-from app_modules.errors import BadInputError, TalkerError
+from app_modules.errors import BadInputError, MissingWeightsError, TalkerError
 from app_modules.media import frame_count, limit_size, resample
 from app_modules.types import Audio
 from THG.base import THG
@@ -40,6 +41,7 @@ from THG.wav2lip.loading import load_s3fd, load_wav2lip
 from THG.wav2lip.model import IMG_SIZE
 from THG.wav2lip.s3fd import FaceDetector
 
+S3FD_NAME = "s3fd-619a316812.pth"
 SMOOTH_WINDOW = 5  # frames averaged by the original's get_smoothened_boxes
 
 
@@ -107,7 +109,7 @@ class Wav2LipTHG(THG):
         else:
             self.dtype = torch.bfloat16 if opts.cpu_bf16 else torch.float32
         path = checkpoints.require("wav2lip", "wav2lip_gan.pth", opts.checkpoint or None)
-        self._s3fd_path = checkpoints.require("wav2lip", "s3fd-619a316812.pth", opts.s3fd_checkpoint or None)
+        self._s3fd_path = _s3fd_path(opts, checkpoints, path)
         model = load_wav2lip(path).fuse().to(self.device, self.dtype)
         # NHWC suits tensor cores and oneDNN's bf16 kernels (measured ~25% less CPU time in bf16)
         self._nhwc = self.device.type == "cuda" or self.dtype == torch.bfloat16
@@ -256,6 +258,19 @@ class Wav2LipTHG(THG):
 
 
 # ------------------------------------------------------------------------------------------ helpers
+
+def _s3fd_path(opts: Wav2LipTHG.Options, checkpoints: CheckpointManager, wav2lip: Path) -> Path:
+    """The given detector file, else the catalog's, else one lying next to a ``--checkpoint`` file."""
+    if opts.s3fd_checkpoint:
+        return checkpoints.require("wav2lip", S3FD_NAME, opts.s3fd_checkpoint)
+    try:
+        return checkpoints.require("wav2lip", S3FD_NAME)
+    except MissingWeightsError:
+        for name in (S3FD_NAME, "s3fd.pth"):  # s3fd.pth: the name in the Wav2Lip repository
+            if (wav2lip.parent / name).is_file():
+                return wav2lip.parent / name
+        raise
+
 
 def _resolve_device(name: str) -> torch.device:
     if name == "auto":

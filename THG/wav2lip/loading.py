@@ -25,8 +25,9 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated download, HTML error page, or a pickle with arbitrary objects
+        first_line = (str(e).splitlines() or ["(no message)"])[0][:200]
         raise TalkerError(
-            f"cannot read the checkpoint {p}: {type(e).__name__}: {str(e).splitlines()[0][:200]}. "
+            f"cannot read the checkpoint {p}: {type(e).__name__}: {first_line}. "
             "The file may be incomplete or not a PyTorch checkpoint; download it again") from e
     if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
         obj = obj["state_dict"]

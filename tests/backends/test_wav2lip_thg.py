@@ -153,6 +153,13 @@ def test_missing_weights_name_the_download_command(tmp_path):
         Wav2LipTHG(Wav2LipTHG.Options(), CheckpointManager(tmp_path))
     with pytest.raises(MissingWeightsError, match="checkpoint file not found"):
         Wav2LipTHG(Wav2LipTHG.Options(checkpoint=str(tmp_path / "mine.pth")), CheckpointManager(tmp_path))
+    # With only --checkpoint given, the detector is looked for in the catalog, then next to that file.
+    (tmp_path / "mine.pth").write_bytes(b"")
+    with pytest.raises(MissingWeightsError, match="s3fd-619a316812.pth -- fetch them with"):
+        Wav2LipTHG(Wav2LipTHG.Options(checkpoint=str(tmp_path / "mine.pth")), CheckpointManager(tmp_path))
+    (tmp_path / "s3fd.pth").write_bytes(b"")
+    with pytest.raises(TalkerError, match="cannot read the checkpoint .*mine.pth"):  # got past the detector
+        Wav2LipTHG(Wav2LipTHG.Options(checkpoint=str(tmp_path / "mine.pth")), CheckpointManager(tmp_path))
 
 
 def test_options_are_validated():
