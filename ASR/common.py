@@ -40,6 +40,11 @@ def to_16k_mono(audio: Audio | tuple[int, np.ndarray] | str | Path) -> Audio:
         audio = Audio(_float_mono(samples), int(rate))
     elif np.asarray(audio.samples).ndim != 1 or audio.samples.dtype != np.float32:
         audio = Audio(_float_mono(audio.samples), audio.sample_rate)
+    peak = float(np.max(np.abs(audio.samples))) if audio.samples.size else 0.0
+    if peak > 2.0:
+        # float samples in int16 range: integer audio converted without scaling somewhere upstream
+        # (media.from_array does this to stereo int16). No real float recording peaks above 2.
+        audio = Audio(audio.samples / np.float32(32768.0 if peak <= 32768.0 else peak), audio.sample_rate)
     return media.resample(audio, SAMPLE_RATE)
 
 

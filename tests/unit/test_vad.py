@@ -118,6 +118,16 @@ def test_browser_recordings_become_16k_mono(speech, rate, channels, dtype):
     assert vad.detect_speech(out)
 
 
+def test_float_audio_in_int16_range_is_rescaled(speech):
+    """Stereo int16 that went through media.from_array arrives as floats up to 32767."""
+    from app_modules.media import from_array
+
+    x = (np.stack([speech.samples, speech.samples], axis=1) * 20000).astype(np.int16)
+    out = to_16k_mono(from_array(x, SR))
+    assert 0.3 < np.max(np.abs(out.samples)) <= 1.0
+    assert vad.detect_speech(out)
+
+
 def test_languages_and_joining():
     assert normalise_language("") is None and normalise_language("auto") is None and normalise_language(None) is None
     assert normalise_language("English") == "en" and normalise_language("zh-CN") == "zh"
