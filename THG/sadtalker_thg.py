@@ -58,7 +58,7 @@ class SadTalkerTHG(THG):
         size: int = 256  # the model: 256 or 512 (the 512 checkpoint is an optional download)
         # 0: render at `size`; a multiple of 128 runs the same model at that size (128: ~4x faster, previews)
         render_size: int = 0
-        preprocess: str = "crop"  # crop: the face; extcrop: a wider crop; resize: the whole image; full: face pasted back
+        preprocess: str = "crop"  # crop: the face; extcrop: wider; resize: the whole image; full: face pasted back
         still: bool = False  # keep the portrait's head pose (no audio-driven head motion)
         expression_scale: float = 1.0  # >1 exaggerates the expression, <1 calms it
         pose_style: int = 0  # one of the 46 learned head-motion styles
@@ -99,7 +99,12 @@ class SadTalkerTHG(THG):
     def prepare(self, image: np.ndarray) -> Avatar:
         import cv2
 
-        from THG.sadtalker.face import LandmarkDetector, align_for_recon, crop_boxes, feather_mask
+        from THG.sadtalker.face import (
+            LandmarkDetector,
+            align_for_recon,
+            crop_boxes,
+            feather_mask,
+        )
         from THG.sadtalker.face_recon import split_coeffs
         from THG.sadtalker.mapping import keypoint_transformation
 
@@ -107,15 +112,12 @@ class SadTalkerTHG(THG):
         if self._detector is None:
             self._detector = LandmarkDetector()
         h, w = image.shape[:2]
-        if self.options.preprocess == "resize":
-            box = (0, 0, w, h)
-        else:
-            lm = self._detector(image)
-            if lm is None:
-                raise BadInputError("no face found in the portrait: use a photo with one clearly visible, "
-                                    "roughly frontal face")
-            face, wide = crop_boxes(lm, w, h)
-            box = wide if self.options.preprocess == "extcrop" else face
+        lm = self._detector(image)
+        if lm is None:  # resize mode would run without one, but it would animate noise
+            raise BadInputError("no face found in the portrait: use a photo with one clearly visible, "
+                                "roughly frontal face")
+        face, wide = crop_boxes(lm, w, h)
+        box = {"resize": (0, 0, w, h), "extcrop": wide}.get(self.options.preprocess, face)
         x1, y1, x2, y2 = box
         if x2 - x1 < 8 or y2 - y1 < 8:
             raise BadInputError("the face in the portrait is too small to animate: use a larger photo")

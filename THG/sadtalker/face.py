@@ -133,7 +133,7 @@ def _similarity(xp: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, float]:
 def feather_mask(w: int, h: int, frac: float = 0.08) -> np.ndarray:
     """(h, w, 1) float32 weights: 1 inside, ramping to 0 over ``frac`` of the box at its edges.
     A fixed alpha blend in place of upstream's per-frame seamlessClone, which costs ~0.1 s a frame."""
-    r = max(2, int(round(min(w, h) * frac)))
+    r = max(2, round(min(w, h) * frac))
     ramp_x = np.clip(np.minimum(np.arange(w) + 0.5, w - np.arange(w) - 0.5) / r, 0, 1)
     ramp_y = np.clip(np.minimum(np.arange(h) + 0.5, h - np.arange(h) - 0.5) / r, 0, 1)
     return (np.outer(ramp_y, ramp_x) ** 0.5)[..., None].astype(np.float32)

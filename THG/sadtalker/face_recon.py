@@ -47,7 +47,7 @@ class ResNet50(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
         cin = 64
-        for i, (planes, blocks) in enumerate(zip((64, 128, 256, 512), layers)):
+        for i, (planes, blocks) in enumerate(zip((64, 128, 256, 512), layers, strict=True)):
             stride = 1 if i == 0 else 2
             seq = []
             for j in range(blocks):
@@ -79,4 +79,4 @@ def split_coeffs(coeffs: torch.Tensor) -> dict[str, torch.Tensor]:
     """The named parts of the 257 coefficients."""
     names = ("id", "exp", "tex", "angle", "gamma", "trans")
     sizes = HEADS[:5] + (3,)
-    return dict(zip(names, torch.split(coeffs, sizes, dim=1)))
+    return dict(zip(names, torch.split(coeffs, sizes, dim=1), strict=True))

@@ -10,7 +10,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from THG.sadtalker.blocks import DownBlock2d, Hourglass, ResBlock3d, SameBlock2d, coordinate_grid
+from THG.sadtalker.blocks import (
+    DownBlock2d,
+    Hourglass,
+    ResBlock3d,
+    SameBlock2d,
+    coordinate_grid,
+)
 from THG.sadtalker.spade import SPADEDecoder
 
 

@@ -7,8 +7,6 @@ centred with *zero* padding: SadTalker pins librosa 0.9.2, whose default pad mod
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 SR = 16000
@@ -72,11 +70,6 @@ def melspectrogram(wav: np.ndarray) -> np.ndarray:
     mel = np.dot(_BASIS, mag)
     db = 20 * np.log10(np.maximum(1e-5, mel)) - 20
     return np.clip(8 * ((db + 100) / 100) - 4, -4, 4)
-
-
-def num_frames(num_samples: int) -> int:
-    """Video frames for a clip: every started 1/25 s gets a frame (upstream drops the last partial one)."""
-    return math.ceil(num_samples / SAMPLES_PER_FRAME)
 
 
 def indiv_mels(wav: np.ndarray, frames: int | None = None) -> np.ndarray:

@@ -15,18 +15,16 @@ import math
 
 import numpy as np
 import pytest
+import torch
+from safetensors.torch import save_file
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("safetensors")
-from safetensors.torch import save_file  # noqa: E402
-
-from app_modules.checkpoints import CheckpointManager  # noqa: E402
-from app_modules.errors import BadInputError, TalkerError  # noqa: E402
-from app_modules.types import Audio  # noqa: E402
-from THG.sadtalker.audio2pose import smooth_pose  # noqa: E402
-from THG.sadtalker.loaders import load_mapping, load_safetensors  # noqa: E402
-from THG.sadtalker.mapping import keypoint_transformation  # noqa: E402
-from THG.sadtalker.mel import indiv_mels, melspectrogram  # noqa: E402
+from app_modules.checkpoints import CheckpointManager
+from app_modules.errors import BadInputError, TalkerError
+from app_modules.types import Audio
+from THG.sadtalker.audio2pose import smooth_pose
+from THG.sadtalker.loaders import load_mapping, load_safetensors
+from THG.sadtalker.mapping import keypoint_transformation
+from THG.sadtalker.mel import indiv_mels, melspectrogram
 
 torch.set_num_threads(2)
 
@@ -218,3 +216,9 @@ def test_same_seed_same_coefficients(backend, avatar):
 def test_no_face_is_a_bad_input(backend):
     with pytest.raises(BadInputError, match="no face"):
         backend.prepare(np.full((240, 320, 3), 128, np.uint8))
+
+
+def test_audio2pose_one_frame_clip_has_no_motion(nets):
+    with torch.no_grad():
+        motion = nets["audio2pose"](torch.zeros(1, 1, 1, 80, 16), torch.zeros(1, 1, 70), torch.tensor([0]), [])
+    assert motion.shape == (1, 1, 6) and not motion.any()
