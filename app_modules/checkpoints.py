@@ -63,8 +63,6 @@ CATALOG: dict[str, tuple[CheckpointFile, ...]] = {
         _hf("sadtalker", "SadTalker_V0.0.2_512.safetensors", "vinthony/SadTalker", size_mb=725,
             optional=True),
         _hf("sadtalker", "mapping_00109-model.pth.tar", "vinthony/SadTalker", size_mb=156, optional=True),
-        _hf("sadtalker", "s3fd-619a316812.pth", "camenduru/Wav2Lip",
-            "face_detection/detection/sfd/s3fd.pth", size_mb=86),
     ),
     "gfpgan": (
         CheckpointFile("gfpgan", "GFPGANv1.4.pth",

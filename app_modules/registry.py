@@ -65,8 +65,10 @@ BACKENDS: tuple[BackendSpec, ...] = (
     BackendSpec("thg", "wav2lip", "THG.wav2lip_thg:Wav2LipTHG", "Wav2Lip lip-sync (published checkpoints)",
                 ("torch", "cv2"), f"{_PIP} torch opencv-python-headless", weights="wav2lip"),
     BackendSpec("thg", "sadtalker", "THG.sadtalker_thg:SadTalkerTHG",
-                "SadTalker: head motion, blinks and lips from one photo", ("torch", "cv2", "safetensors"),
-                f"{_PIP} torch safetensors opencv-python-headless", weights="sadtalker"),
+                "SadTalker: head motion, blinks and lips from one photo",
+                ("torch", "cv2", "safetensors", "scipy", "mediapipe"),
+                f"{_PIP} torch safetensors scipy opencv-python-headless && {_PIP} --no-deps mediapipe==0.10.21",
+                weights="sadtalker"),
 )
 
 
