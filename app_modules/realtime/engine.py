@@ -71,6 +71,7 @@ class TurnMetrics:
     barge_in: float | None = None  # where the VAD placed the onset of the user's barge-in speech
     interrupted: float | None = None  # the barge-in onset was detected
     stopped: float | None = None  # output was flushed after the barge-in
+    underrun: float = 0.0  # seconds of silence inside the answer while the next sentence was not ready
     user_text: str = ""
     heard: str = ""  # what was committed as the answer
 
@@ -275,6 +276,8 @@ class ConversationEngine:
         if voiced and turn.metrics.first_audio is None:
             turn.metrics.first_audio = time.perf_counter()
             self._set_state(State.SPEAKING)
+        elif not voiced and turn.metrics.first_audio is not None and not turn.playout.finished:
+            turn.metrics.underrun += n / self.settings.sample_rate  # slower than real time somewhere
         if turn.done and turn.playout.finished:
             self._maybe_finish(turn)
         return samples

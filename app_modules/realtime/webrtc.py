@@ -34,24 +34,27 @@ VIDEO_CLOCK = 90000  # RTP clock rate of video
 
 
 class _Pacer:
-    """Sleeps so that tick ``n`` happens ``n * period`` after the first one."""
+    """Sleeps so that tick ``n`` happens ``n * period`` after the first one; returns the tick number,
+    which only ever grows (encoders reject timestamps that go back)."""
 
     def __init__(self, period: float):
         self.period = period
         self.start: float | None = None
-        self.ticks = 0
+        self.ticks = 0  # ticks since ``start``
+        self.total = 0  # ticks ever: the media timestamp
 
     async def wait(self) -> int:
         if self.start is None:
             self.start = time.perf_counter()
-        else:
-            self.ticks += 1
-            delay = self.start + self.ticks * self.period - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            elif delay < -0.5:  # the loop stalled: start over rather than burst to catch up
-                self.start, self.ticks = time.perf_counter(), 0
-        return self.ticks
+            return 0
+        self.ticks += 1
+        self.total += 1
+        delay = self.start + self.ticks * self.period - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        elif delay < -0.5:  # the loop stalled: carry on from now rather than burst to catch up
+            self.start, self.ticks = time.perf_counter(), 0
+        return self.total
 
 
 class EngineAudioTrack(MediaStreamTrack):
