@@ -92,9 +92,10 @@ async def run(args) -> dict:
             question = _speech(QUESTIONS[i % len(QUESTIONS)], work)
             start = client.mic.say(question)
             speech_end = start + speech_bounds(question)[1]
-            heard = await client.wait_for(lambda: client.received.first_sound_after(speech_end), 60, "an answer")
-            await client.wait_for(lambda: len(engine.history) == i + 1 and engine.state == State.LISTENING, 120,
-                                  "the answer to end")
+            heard = await client.wait_for(lambda end=speech_end: client.received.first_sound_after(end), 60,
+                                          "an answer")
+            await client.wait_for(lambda n=i + 1: len(engine.history) == n and engine.state == State.LISTENING,
+                                  120, "the answer to end")
             m = engine.metrics[-1]
             turns.append({"end_of_turn": m.detected - m.speech_end, "transcript": m.latency("transcript"),
                           "first_audio": m.latency("first_audio"), "first_frame": m.latency("first_frame"),
@@ -129,7 +130,7 @@ async def run(args) -> dict:
 def report(result: dict) -> None:
     cols = ["end_of_turn", "transcript", "first_audio", "first_audio_client", "first_frame", "underrun"]
     print(f"tts={result['tts']} thg={result['thg']} llm={result['llm_tps']} tok/s on {result['machine']}")
-    print("seconds after the end of the user's speech (median of %d turns):" % len(result["turns"]))
+    print(f"seconds after the end of the user's speech (median of {len(result['turns'])} turns):")
     for c in cols:
         values = [t[c] for t in result["turns"] if t[c] is not None]
         print(f"  {c:20s} {statistics.median(values):7.3f}   (min {min(values):.3f}, max {max(values):.3f})")
