@@ -8,10 +8,10 @@ state dict (``conv_body_first``, ``stylegan_decoder.style_convs.N.modulated_conv
 the file loads with ``strict=True``; the test suite checks every key and shape against the original
 class and the output against the original's on the same weights.
 
-The modulated convolution scales the *activations* by the style and the output by the
-demodulation factor instead of building one weight tensor per sample (the original's grouped
-convolution). The two are the same sum in a different order, and this form runs a batch as one
-ordinary convolution.
+On the CPU the modulated convolution scales the *activations* by the style and the output by the
+demodulation factor instead of building one weight tensor per sample; the two are the same sum in a
+different order, and this form runs a batch as one ordinary convolution. On CUDA it builds the
+per-sample kernels (a grouped convolution, as the original), whose outputs stay at unit scale in fp16.
 """
 
 from __future__ import annotations
@@ -23,6 +23,9 @@ import torch.nn.functional as F
 from torch import nn
 
 SLOPE = 0.2  # LeakyReLU slope everywhere in GFPGAN
+# Modulated convs: None picks per device (per-sample kernels on CUDA, scaled activations elsewhere);
+# True/False forces one form (the tests check both against the original)
+PER_SAMPLE_WEIGHTS: bool | None = None
 
 
 def _resize2x(x: torch.Tensor, factor: float) -> torch.Tensor:
@@ -56,12 +59,24 @@ class ModulatedConv2d(nn.Module):
         w = self.weight[0]  # (out, in, k, k)
         if self.upsample:
             x = _resize2x(x, 2.0)
-        out = F.conv2d(x * s[:, :, None, None], w, padding=w.shape[-1] // 2)
+        d = None
         if self.demodulate:
-            # |W_o * s|^2 summed over inputs and taps = sum_i s_i^2 * |W_oi|^2
-            energy = (s * s) @ w.square().sum((2, 3)).t()  # (b, out)
-            out = out * torch.rsqrt(energy + self.eps)[:, :, None, None]
-        return out
+            # |W_o * s|^2 summed over inputs and taps = sum_i s_i^2 * |W_oi|^2; in fp32 even under
+            # fp16 autocast, where the sum of squares could overflow
+            energy = (s.float().square()[:, None, :] * w.float().square().sum((2, 3))[None]).sum(-1)
+            d = torch.rsqrt(energy + self.eps)  # (b, out)
+        pad = w.shape[-1] // 2
+        if PER_SAMPLE_WEIGHTS if PER_SAMPLE_WEIGHTS is not None else x.is_cuda:
+            # one demodulated kernel per sample, as the original: the conv output is already at unit
+            # scale, which keeps fp16 on the GPU far from overflow
+            b = x.shape[0]
+            wb = w[None] * s[:, None, :, None, None]
+            if d is not None:
+                wb = wb * d[:, :, None, None, None].to(wb.dtype)
+            out = F.conv2d(x.reshape(1, -1, *x.shape[2:]), wb.reshape(-1, *w.shape[1:]), padding=pad, groups=b)
+            return out.view(b, -1, *out.shape[2:])
+        out = F.conv2d(x * s[:, :, None, None], w, padding=pad)
+        return out if d is None else out * d[:, :, None, None].to(out.dtype)
 
 
 class StyleConv(nn.Module):

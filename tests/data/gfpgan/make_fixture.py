@@ -25,7 +25,7 @@ Nothing is copied from the wheel into this repository; only its outputs are stor
     the network sees ``input / 127.5 - 1`` (GFPGANer's normalisation), NCHW;
   - ``output_512_stride4``: the 512 output, every 4th row and column (full output is 3 MB);
   - ``latent_512``: the style codes (1, 16, 512) from ``final_linear``;
-  - ``input_64``, ``output_64``: the same at out_size 64 (manifest ``gfpgan_small.json``), full
+  - ``input_64``, ``output_64``: the same at out_size 64, narrow 0.25 (manifest ``gfpgan_small.json``), full
     output, for a fast check of every layer at a small size.
 """
 
@@ -47,7 +47,7 @@ SHARED = Path(os.environ.get("TALKER_SHARED", REPO.parent / "shared"))
 
 PUBLISHED = dict(out_size=512, num_style_feat=512, channel_multiplier=2, decoder_load_path=None, fix_decoder=False,
                  num_mlp=8, input_is_latent=True, different_w=True, narrow=1, sft_half=True)
-SMALL = dict(PUBLISHED, out_size=64)
+SMALL = dict(PUBLISHED, out_size=64, narrow=0.25)  # every layer kind, a small fraction of the work
 
 
 def load_original(src: Path) -> types.ModuleType:
