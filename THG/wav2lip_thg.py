@@ -59,7 +59,10 @@ class Wav2LipAvatar:
 
 
 class Wav2LipTHG(THG):
-    """Wav2Lip: lip sync of a portrait or a short video to any speech."""
+    """Wav2Lip: lip sync of a portrait or a short video to any speech.
+
+    ``render`` takes a sentence's audio; ``render_stream`` takes the same audio as it is being
+    synthesised (an iterable of chunks) and starts on the first frames before it ends."""
 
     @dataclass(frozen=True)
     class Options:
