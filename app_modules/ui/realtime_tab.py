@@ -1,8 +1,14 @@
 """The "Real-time" tab: talk to the avatar over WebRTC, no buttons; speak again to interrupt it.
 
-The browser streams its microphone to the server and receives the avatar's voice and face through
-fastrtc's WebRTC component; ``app_modules.realtime`` does the listening, answering and interrupting.
-Each browser connection gets its own engine, history and session folder (removed when it closes).
+The browser streams its microphone to the server and receives the avatar's voice and face over one
+WebRTC connection; ``app_modules.realtime`` does the listening, answering and interrupting. Each
+connection gets its own engine, history and session folder (removed when it closes).
+
+The page side is a small ``gr.HTML`` component: its script opens the connection and hands the offer
+to a Python server function on Gradio's own event loop, where aiortc answers it, so no second port
+is opened. (fastrtc's WebRTC component was the first choice, but its front end is built for Gradio 5
+and does not load in Gradio 6; ``app_modules.realtime.fastrtc_handler`` serves fastrtc's own
+endpoints instead.)
 
 On a LAN or on one machine no ICE server is needed. Across the internet, set a TURN server for both
 sides with ``TALKER_TURN_URL`` (``turn:host:3478``), ``TALKER_TURN_USERNAME`` and
@@ -11,6 +17,8 @@ sides with ``TALKER_TURN_URL`` (``turn:host:3478``), ``TALKER_TURN_USERNAME`` an
 
 from __future__ import annotations
 
+import html
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -25,6 +33,87 @@ from app_modules.ui.session import Session
 
 PORTRAIT = Path(__file__).resolve().parent / "assets" / "grace_hopper.jpg"
 PERSONA = "You are a friendly assistant in a spoken conversation. Answer in one to three short sentences."
+
+HTML = """
+<div class="rt">
+  <video class="rt-video" autoplay playsinline></video>
+  <div class="rt-bar">
+    <button class="rt-start">Start talking</button>
+    <button class="rt-stop" disabled>Stop</button>
+    <span class="rt-state">not connected</span>
+  </div>
+  <div class="rt-log"></div>
+</div>
+"""
+
+CSS = """
+.rt-video { width: 100%; max-height: 520px; background: #111; border-radius: 8px; }
+.rt-bar { display: flex; gap: 8px; align-items: center; margin: 8px 0; }
+.rt-bar button { padding: 6px 14px; border-radius: 6px; border: 1px solid #999; }
+.rt-log { max-height: 260px; overflow-y: auto; font-size: 0.95em; }
+.rt-log .user { font-weight: 600; }
+.rt-log .cut { opacity: 0.7; }
+"""
+
+# The browser half: microphone in, avatar out, events into the log. Echo cancellation matters: without
+# it the avatar hears its own voice through the speakers and interrupts itself.
+JS = """
+const video = element.querySelector('.rt-video');
+const start = element.querySelector('.rt-start');
+const stop = element.querySelector('.rt-stop');
+const state = element.querySelector('.rt-state');
+const log = element.querySelector('.rt-log');
+let pc = null;
+function line(cls, text) {
+  const p = document.createElement('div'); p.className = cls; p.textContent = text;
+  log.appendChild(p); log.scrollTop = log.scrollHeight;
+}
+async function connect() {
+  start.disabled = true; state.textContent = 'connecting…';
+  try {
+    const mic = await navigator.mediaDevices.getUserMedia(
+      {audio: {echoCancellation: true, noiseSuppression: true, autoGainControl: true}});
+    pc = new RTCPeerConnection(JSON.parse(element.querySelector('.rt').dataset.rtc || '{}'));
+    mic.getTracks().forEach(t => pc.addTrack(t, mic));
+    pc.addTransceiver('video', {direction: 'recvonly'});
+    const remote = new MediaStream();
+    video.srcObject = remote;
+    pc.ontrack = (ev) => { remote.addTrack(ev.track); video.play().catch(() => {}); };
+    const events = pc.createDataChannel('events');
+    events.onmessage = (m) => {
+      const ev = JSON.parse(m.data);
+      if (ev.type === 'state') state.textContent = ev.state;
+      else if (ev.type === 'transcript') line('user', 'You: ' + ev.text);
+      else if (ev.type === 'reply') {
+        line(ev.interrupted ? 'cut' : 'bot', 'Avatar: ' + ev.text + (ev.interrupted ? ' …' : ''));
+      }
+      else if (ev.type === 'error') line('err', '⚠ ' + ev.stage + ': ' + ev.message);
+    };
+    pc.onconnectionstatechange = () => {
+      if (['failed', 'closed', 'disconnected'].includes(pc.connectionState)) hangup(pc.connectionState);
+    };
+    await pc.setLocalDescription(await pc.createOffer());
+    // send the offer once every candidate is in it (one request, no trickle ICE)
+    await new Promise((resolve) => {
+      if (pc.iceGatheringState === 'complete') return resolve();
+      pc.addEventListener('icegatheringstatechange', () => { if (pc.iceGatheringState === 'complete') resolve(); });
+      setTimeout(resolve, 3000);
+    });
+    const answer = await server.realtime_offer({sdp: pc.localDescription.sdp, type: pc.localDescription.type});
+    if (answer.error) throw new Error(answer.error);
+    await pc.setRemoteDescription(answer);
+    stop.disabled = false; state.textContent = 'listening';
+  } catch (e) {
+    hangup('error: ' + (e.message || e));
+  }
+}
+function hangup(why) {
+  if (pc) { pc.getSenders().forEach(s => s.track && s.track.stop()); pc.close(); pc = null; }
+  start.disabled = false; stop.disabled = true; state.textContent = why || 'not connected';
+}
+start.addEventListener('click', connect);
+stop.addEventListener('click', () => hangup('stopped'));
+"""
 
 
 def rtc_configuration(env: dict[str, str] | None = None) -> dict[str, Any] | None:
@@ -57,27 +146,30 @@ def engine_factory(runtime: Runtime, portrait: Path = PORTRAIT, persona: str = P
 
 
 def realtime_tab(runtime: Runtime) -> None:
-    """Add the tab (call inside ``gr.Tabs``). Without fastrtc it says how to install it instead."""
+    """Add the tab (call inside ``gr.Tabs``). Without aiortc it says how to install it instead."""
     with gr.Tab("Real-time", id="realtime"):
         try:
-            from fastrtc import WebRTC
+            from aiortc import RTCSessionDescription
 
-            from app_modules.realtime.fastrtc_handler import EngineHandler
+            from app_modules.realtime.server import RealtimeServer
         except (ImportError, TalkerError) as e:
-            gr.Markdown(f"Real-time conversation is not available here: {e}\n\n"
-                        "Install it with `pip install aiortc librosa && pip install --no-deps fastrtc`.")
+            gr.Markdown(f"Real-time conversation is not available here: {e}\n\nInstall it with `pip install aiortc`.")
             return
-        gr.Markdown("Press **Record**, allow the microphone, and just talk: the avatar answers when you "
-                    "pause. Speak while it talks to interrupt it.")
-        with gr.Row():
-            with gr.Column(scale=1):
-                rtc = WebRTC(label="Avatar", modality="audio-video", mode="send-receive",
-                             rtc_configuration=rtc_configuration(),
-                             # the server side of the connection: no public STUN server by default
-                             server_rtc_configuration=rtc_configuration() or {"iceServers": []},
-                             elem_id="realtime-webrtc")
-            with gr.Column(scale=1):
-                chat = gr.Chatbot(label="Conversation", elem_id="realtime-chat", height=420)
-        rtc.stream(EngineHandler(engine_factory(runtime)), inputs=[rtc], outputs=[rtc], time_limit=None,
-                   concurrency_limit=max(1, runtime.settings.server.concurrency))
-        rtc.on_additional_outputs(lambda messages: messages, outputs=[chat], queue=False, show_progress="hidden")
+        peers = RealtimeServer(engine_factory(runtime))
+
+        async def realtime_offer(offer: dict[str, Any]) -> dict[str, Any]:
+            """Answer the browser's offer; the connection then lives on Gradio's event loop."""
+            try:
+                answer, _ = await peers.accept(RTCSessionDescription(sdp=offer["sdp"], type=offer["type"]))
+            except (KeyError, TypeError, ValueError) as e:
+                return {"error": f"not a WebRTC offer: {e}"}
+            except TalkerError as e:
+                return {"error": str(e)}  # e.g. a backend that cannot load, with how to fix it
+            return {"sdp": answer.sdp, "type": answer.type}
+
+        gr.Markdown("Press **Start talking**, allow the microphone, and just talk: the avatar answers when "
+                    "you pause. Speak while it talks to interrupt it. Use headphones, or a browser with "
+                    "echo cancellation, so it does not hear itself.")
+        rtc = html.escape(json.dumps(rtc_configuration() or {}), quote=True)
+        gr.HTML(HTML.replace('class="rt"', f'class="rt" data-rtc="{rtc}"', 1), css_template=CSS, js_on_load=JS,
+                server_functions=[realtime_offer], elem_id="realtime-panel", container=False)

