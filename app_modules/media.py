@@ -62,12 +62,13 @@ def load_audio(path: str | Path, sample_rate: int = 16000) -> Audio:
 def from_array(samples: np.ndarray, sample_rate: int) -> Audio:
     """Browser and library audio (int16 or float, mono or stereo (n, ch)) as mono float32."""
     a = np.asarray(samples)
-    if a.ndim == 2:
-        a = a.mean(axis=1) if a.shape[1] <= 8 else a.mean(axis=0)
+    # scale integers first: a mean of int16 channels is float64 and would keep the int16 range
     if a.dtype.kind == "i":
         a = a.astype(np.float32) / float(np.iinfo(a.dtype).max)
     elif a.dtype.kind == "u":
         a = (a.astype(np.float32) - 128.0) / 128.0
+    if a.ndim == 2:
+        a = a.mean(axis=1) if a.shape[1] <= 8 else a.mean(axis=0)
     return Audio(a.astype(np.float32), int(sample_rate))
 
 

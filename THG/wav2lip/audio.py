@@ -29,6 +29,8 @@ class MelParams:
     ref_level_db: float = 20.0
     min_level_db: float = -100.0
     max_abs_value: float = 4.0
+    # STFT edge padding: Wav2Lip's pinned librosa 0.7 reflects; librosa >= 0.9 (SadTalker) pads zeros
+    pad_mode: str = "reflect"
 
 
 HPARAMS = MelParams()
@@ -111,12 +113,12 @@ def _preemphasis(wav: np.ndarray, p: MelParams) -> np.ndarray:
 def melspectrogram(wav: np.ndarray, p: MelParams = HPARAMS) -> np.ndarray:
     """(num_mels, frames) float64 in [-max_abs_value, max_abs_value]; frames = 1 + len(wav)//hop.
 
-    STFT frames are centred, with reflect padding at both ends, as librosa's stft."""
+    STFT frames are centred, padded at both ends with ``p.pad_mode``, as librosa's stft."""
     y = _preemphasis(wav, p)
     pad = p.n_fft // 2
-    if len(y) <= pad:  # reflect padding needs more samples than the pad; silence-pad tiny inputs
+    if len(y) <= pad and p.pad_mode == "reflect":  # reflecting needs more samples than the pad
         y = np.pad(y, (0, pad + 1 - len(y)))
-    y = np.pad(y, pad, mode="reflect")
+    y = np.pad(y, pad, mode=p.pad_mode)
     return _normalized_mel(_magnitude(y, 0, 1 + (len(y) - p.n_fft) // p.hop_size, p), p)
 
 
