@@ -27,7 +27,8 @@ from app_modules.history import ChatHistory  # noqa: E402
 from app_modules.pipeline import Pipeline, Stages  # noqa: E402
 from app_modules.realtime.client import RATE, LoopbackClient, speech_bounds  # noqa: E402
 from app_modules.realtime.engine import ConversationEngine, EngineSettings, State  # noqa: E402
-from app_modules.realtime.server import RealtimeServer  # noqa: E402
+from app_modules.realtime.server import RealtimeServer, ice_servers_from_env  # noqa: E402
+from app_modules.ui.realtime_tab import rtc_configuration  # noqa: E402
 from LLM.base import LLM  # noqa: E402
 
 pytestmark = pytest.mark.timeout(120)
@@ -168,3 +169,30 @@ def test_speaking_during_the_answer_stops_it_and_keeps_only_what_was_heard(serve
     # end to end it also crosses both jitter buffers (80 ms each in aiortc) and a shared, busy CPU:
     # bounded, but loosely, so a loaded CI machine does not fail it
     assert stopped - onset < 1.5
+
+
+def test_turn_settings_reach_both_sides():
+    env = {"TALKER_TURN_URL": "turn:turn.example.org:3478", "TALKER_TURN_USERNAME": "talker",
+           "TALKER_TURN_CREDENTIAL": "secret"}
+    (server,) = ice_servers_from_env(env)
+    assert server.urls == ["turn:turn.example.org:3478"] and server.credential == "secret"
+    assert rtc_configuration(env) == {"iceServers": [{"urls": ["turn:turn.example.org:3478"],
+                                                      "username": "talker", "credential": "secret"}]}
+    assert ice_servers_from_env({}) == [] and rtc_configuration({}) is None
+    with pytest.raises(ValueError, match="turn:"):
+        ice_servers_from_env({"TALKER_TURN_URL": "turn.example.org"})
+
+
+def test_realtime_tab_builds_without_loading_models():
+    import gradio as gr
+
+    from app_modules import config
+    from app_modules.ui.realtime_tab import realtime_tab
+    from app_modules.ui.runtime import Runtime
+
+    runtime = Runtime(config.load())
+    with gr.Blocks() as demo, gr.Tabs():
+        realtime_tab(runtime)
+    panel = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "realtime-panel")
+    assert "RTCPeerConnection" in panel.js_on_load and panel.server_fns  # the browser half and its offer
+    assert runtime._backends == {}  # nothing loads until a browser connects
