@@ -6,14 +6,14 @@ face box (``enhance`` / ``enhance_many``), where the box is squared, resized to 
 enhanced and pasted back with a feathered edge. ``weight`` blends the restored face with the input
 (0: unchanged, 1: GFPGAN only); SadTalker's ``--enhancer gfpgan`` look is about 0.5.
 
-A THG backend gets one with ``maybe_enhancer(name, checkpoints)``, which returns None when no
-enhancer is asked for.
+A THG backend gets one with ``THG.enhancer.maybe_enhancer(name, checkpoints)``, which returns None
+when no enhancer is asked for.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -21,10 +21,9 @@ import numpy as np
 import torch
 
 from app_modules.checkpoints import CheckpointManager
-from app_modules.errors import BackendUnavailableError, BadInputError, MissingWeightsError, TalkerError
+from app_modules.errors import BadInputError, MissingWeightsError, TalkerError
 from THG.enhancer.gfpgan_arch import GFPGANv1Clean
 
-ENHANCERS = ("none", "gfpgan")  # names accepted by ``maybe_enhancer``
 FEATHER = 0.1  # fraction of the pasted square over which the enhanced face fades into the frame
 
 
@@ -93,7 +92,7 @@ class GFPGANEnhancer:
         fp16: bool = True
         # share of the restored face in the result: 0 returns the input, 1 GFPGAN's output only
         weight: float = 0.5
-        # faces per network call (a 512 face needs about 0.5 GB of activations in fp32)
+        # faces per network call (a 512 face needs a few hundred MB of activations in fp32)
         batch_size: int = 4
         # fresh noise on every call, as upstream GFPGAN; off, the stored noise maps keep video frames
         # from shimmering
@@ -137,7 +136,7 @@ class GFPGANEnhancer:
 
     @torch.no_grad()
     def _run(self, faces: np.ndarray, w: float) -> np.ndarray:
-        x = torch.from_numpy(faces).to(self.device).permute(0, 3, 1, 2).float()
+        x = torch.from_numpy(np.ascontiguousarray(faces)).to(self.device).permute(0, 3, 1, 2).float()
         with self._autocast():
             y = self.network(x / 127.5 - 1.0, randomize_noise=self.options.random_noise)
         # GFPGAN's output convention: clamp to [-1, 1], then to 0..255
@@ -245,21 +244,3 @@ def _device(name: str) -> torch.device:
     if dev.type not in ("cpu", "cuda"):
         raise TalkerError(f"unsupported device {name!r}; valid devices = auto, cpu, cuda, cuda:N")
     return dev
-
-
-def maybe_enhancer(name: str | None, checkpoints: CheckpointManager | None = None, **options) -> GFPGANEnhancer | None:
-    """The face enhancer called ``name``, or None for "" / "none".
-
-    ``options`` are ``GFPGANEnhancer.Options`` fields (checkpoint, device, fp16, weight, ...); a THG
-    backend passes its own device and fp16 so that both run in the same place."""
-    key = (name or "").strip().lower()
-    if key in ("", "none"):
-        return None
-    if key != "gfpgan":
-        raise BackendUnavailableError(f"unknown face enhancer {name!r}; valid enhancers = {', '.join(ENHANCERS)}")
-    valid = {f.name for f in fields(GFPGANEnhancer.Options)}
-    unknown = sorted(set(options) - valid)
-    if unknown:
-        raise TalkerError(f"unknown enhancer option(s) {', '.join(unknown)}; "
-                          f"valid options = {', '.join(sorted(valid))}")
-    return GFPGANEnhancer(GFPGANEnhancer.Options(**options), checkpoints)

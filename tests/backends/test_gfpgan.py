@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +23,8 @@ import torch
 
 from app_modules.checkpoints import CheckpointManager
 from app_modules.errors import BackendUnavailableError, BadInputError, MissingWeightsError, TalkerError
-from THG.enhancer import gfpgan_arch
-from THG.enhancer.gfpgan import GFPGANEnhancer, load_gfpgan, maybe_enhancer
+from THG.enhancer import gfpgan_arch, maybe_enhancer
+from THG.enhancer.gfpgan import GFPGANEnhancer, load_gfpgan
 from THG.enhancer.gfpgan_arch import GFPGANv1Clean
 
 torch.set_num_threads(2)
@@ -165,6 +167,12 @@ def test_missing_checkpoint_names_the_download_command(tmp_path):
 
 
 # ------------------------------------------------------------------------------ the hook for THG backends
+
+def test_no_enhancer_imports_nothing_heavy():
+    code = "import sys; from THG.enhancer import maybe_enhancer; assert maybe_enhancer('none') is None; " \
+           "assert 'torch' not in sys.modules and 'cv2' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2], check=True)
+
 
 def test_maybe_enhancer(checkpoint_512, tmp_path):
     mgr = CheckpointManager(tmp_path)
