@@ -1,10 +1,15 @@
-"""The conversation engine as a fastrtc handler, for the WebRTC component on the Gradio page.
+"""The conversation engine as a fastrtc handler: ``fastrtc.Stream(EngineHandler(make_engine),
+modality="audio-video", mode="send-receive")`` serves it on fastrtc's endpoints (``stream.mount(app)``)
+or its own UI.
 
-fastrtc (``pip install --no-deps fastrtc`` next to gradio 6: its own pin asks for gradio < 6, but the
-parts used here work with 6) calls ``copy()`` once per browser connection, ``receive`` with each
-microphone frame, ``emit`` for the next audio frame and ``video_emit`` for the next video frame. The
-engine is made lazily for each connection by ``make_engine``, and its events (what the user said,
-what the avatar answered) reach the page as ``AdditionalOutputs``.
+fastrtc installs next to gradio 6 with ``pip install --no-deps fastrtc`` (its pin asks for gradio < 6).
+Its server side works with 6; its Gradio component's front end does not load there, which is why the
+Real-time tab talks to ``server.py``'s aiortc peers instead.
+
+fastrtc calls ``copy()`` once per connection, ``receive`` with each microphone frame, ``emit`` for the
+next audio frame and ``video_emit`` for the next video frame. The engine is made lazily for each
+connection by ``make_engine``; its events (what the user said, what the avatar answered) reach the
+page as ``AdditionalOutputs``.
 
 ``emit`` runs on a worker thread and waits for its 20 ms slot: fastrtc queues whatever ``emit``
 returns, and a handler that returned faster than real time would queue seconds of silence in front
@@ -25,7 +30,7 @@ try:
 except ImportError as e:  # pragma: no cover - depends on the install
     from app_modules.errors import BackendUnavailableError
 
-    raise BackendUnavailableError(f"the realtime tab needs fastrtc ({e}): pip install --no-deps fastrtc "
+    raise BackendUnavailableError(f"the fastrtc handler needs fastrtc ({e}): pip install --no-deps fastrtc "
                                   "&& pip install aiortc librosa") from e
 
 from app_modules.realtime.engine import ConversationEngine

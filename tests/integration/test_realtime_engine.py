@@ -213,3 +213,31 @@ def test_close_during_an_answer_stops_the_workers(tmp_path):
     engine.close()
     _wait(lambda: threading.active_count() < before, timeout=5)
     assert engine.state == State.LISTENING
+
+
+class CountingLLM(WordLLM):
+    """A slow model that counts the pieces it was asked for."""
+
+    def __init__(self):
+        super().__init__(reply=" ".join(f"Word {i}." for i in range(150)))
+        self.pieces = 0
+
+    def stream(self, messages):
+        for piece in super().stream(messages):
+            self.pieces += 1
+            time.sleep(0.02)
+            yield piece
+
+
+def test_barge_in_drops_pending_llm_output_and_speech(tmp_path):
+    llm = CountingLLM()
+    engine, detector = _engine(tmp_path, llm=llm)
+    _say(engine, detector, UtteranceEnded(_utterance(), 1.0))
+    _wait(lambda: _play(engine, 0.02) > 0)
+    _say(engine, detector, SpeechStarted(2.0))
+    time.sleep(0.3)
+    stopped_at = llm.pieces
+    time.sleep(0.5)
+    assert llm.pieces == stopped_at < 100, "the model kept writing after the barge-in"
+    assert not np.any(engine.pull_audio(16000))
+    assert engine.pull_video().shape == (64, 48, 3)  # back to the idle face
