@@ -34,7 +34,7 @@ from app_modules.history import ChatHistory
 from app_modules.pipeline import Pipeline
 from app_modules.realtime.idle import IdleMotion, IdleOptions
 from app_modules.realtime.playout import Playout, Segment
-from app_modules.realtime.turn_vad import SpeechStarted, TurnDetector, TurnOptions, UtteranceEnded
+from app_modules.realtime.turn_vad import Paused, SpeechStarted, TurnDetector, TurnOptions, UtteranceEnded
 from app_modules.types import Audio, SentenceAudio, StageFailed, Transcript, TurnResult
 
 log = logging.getLogger(__name__)
@@ -71,6 +71,7 @@ class TurnMetrics:
     barge_in: float | None = None  # where the VAD placed the onset of the user's barge-in speech
     interrupted: float | None = None  # the barge-in onset was detected
     stopped: float | None = None  # output was flushed after the barge-in
+    early_transcript: bool = False  # recognised during the pause, before the turn ended
     underrun: float = 0.0  # seconds of silence inside the answer while the next sentence was not ready
     user_text: str = ""
     heard: str = ""  # what was committed as the answer
@@ -80,11 +81,38 @@ class TurnMetrics:
         return None if t is None else t - self.speech_end
 
 
+class _EarlyTranscript:
+    """Speech recognition started at a pause, on a thread, in case the pause ends the utterance."""
+
+    def __init__(self, pipeline: Pipeline, audio: Audio, voiced: int):
+        self.voiced = voiced
+        self.text: str | None = None  # None: failed or not done; the turn then recognises itself
+        self._done = threading.Event()
+        self._pipeline = pipeline
+        self._audio = audio
+        threading.Thread(target=self._run, daemon=True, name="realtime-early-asr").start()
+
+    def _run(self) -> None:
+        try:
+            media.require_sound(self._audio)
+            text = self._pipeline.stages.asr.transcribe(self._audio, self._pipeline.settings.language or None)
+            self.text = text.strip() or None
+        except Exception:  # noqa: BLE001 - the turn's own recognition reports the error properly
+            log.debug("early transcript failed", exc_info=True)
+        finally:
+            self._done.set()
+
+    def result(self, timeout: float) -> str | None:
+        self._done.wait(timeout)
+        return self.text
+
+
 @dataclass
 class _Turn:
     audio: Audio
     metrics: TurnMetrics
     playout: Playout
+    early: _EarlyTranscript | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
     user_text: str = ""
     reply: str | None = None  # set when the pipeline finished the whole answer
@@ -114,6 +142,7 @@ class ConversationEngine:
         self.state = State.LISTENING
         self._turn: _Turn | None = None
         self._carry: tuple[Audio, float] | None = None  # (interrupted utterance, when)
+        self._early: _EarlyTranscript | None = None
         self._lock = threading.RLock()
         self._input_lock = threading.Lock()
         self._t0 = time.perf_counter()
@@ -156,9 +185,16 @@ class ConversationEngine:
         for ev in events:
             if isinstance(ev, SpeechStarted):
                 self._on_speech_started(now - (stream_now - ev.at))
+            elif isinstance(ev, Paused):
+                if self.pipeline.stages.asr is not None and self._carry is None:
+                    self._early = _EarlyTranscript(self.pipeline, ev.audio, ev.voiced)
             elif isinstance(ev, UtteranceEnded):
+                # the early transcript holds only if the user said nothing more after that pause
+                early, self._early = self._early, None
+                if early is not None and early.voiced != ev.voiced:
+                    early = None
                 # audio arrives in real time, so stream time maps to wall time by its lag behind now
-                self._start_turn(ev.audio, now - (stream_now - ev.speech_end), now)
+                self._start_turn(ev.audio, now - (stream_now - ev.speech_end), now, early)
 
     def _on_speech_started(self, onset: float) -> None:
         self.emit({"type": "vad", "speaking": True})
@@ -187,17 +223,19 @@ class ConversationEngine:
         log.info("barge-in: kept %r", heard)
         return heard
 
-    def _start_turn(self, audio: Audio, speech_end: float, detected: float) -> None:
+    def _start_turn(self, audio: Audio, speech_end: float, detected: float,
+                    early: _EarlyTranscript | None = None) -> None:
         with self._lock:
             if self._turn is not None:  # cannot normally happen: the onset interrupted it
                 self.interrupt()
             if self._carry and detected - self._carry[1] <= self.settings.merge_within_s:
                 gap = np.zeros(int(0.15 * audio.sample_rate), np.float32)
                 audio = Audio(np.concatenate([self._carry[0].samples, gap, audio.samples]), audio.sample_rate)
+                early = None  # it heard only the second half
             self._carry = None
             metrics = TurnMetrics(speech_end=speech_end, detected=detected)
             self.metrics.append(metrics)
-            turn = _Turn(audio, metrics, Playout(self.settings.sample_rate, self.fps))
+            turn = _Turn(audio, metrics, Playout(self.settings.sample_rate, self.fps), early)
             self._turn = turn
             self._set_state(State.THINKING)
         threading.Thread(target=self._run_turn, args=(turn,), daemon=True, name="realtime-turn").start()
@@ -205,7 +243,14 @@ class ConversationEngine:
     # ------------------------------------------------------------------------------ turn worker
     def _run_turn(self, turn: _Turn) -> None:
         scratch = ChatHistory(self.history.system_prompt, list(self.history.turns))
-        events = self.pipeline.turn(scratch, self.workdir, audio=turn.audio, cancel=turn.cancel)
+        # recognition usually finished during the end-of-turn silence; if not, waiting for it is
+        # still quicker than starting again
+        said = turn.early.result(timeout=30.0) if turn.early is not None else None
+        turn.metrics.early_transcript = said is not None
+        if said is not None:
+            events = self.pipeline.turn(scratch, self.workdir, text=said, cancel=turn.cancel)
+        else:
+            events = self.pipeline.turn(scratch, self.workdir, audio=turn.audio, cancel=turn.cancel)
         offset = 0.0
         try:
             for ev in events:

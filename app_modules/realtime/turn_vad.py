@@ -2,7 +2,9 @@
 
 ``TurnDetector.feed`` takes 16 kHz mono float32 chunks of any length (browser frames are 10 or 20 ms)
 and returns what happened in them: the user started speaking (``SpeechStarted``, used for barge-in)
-and the user finished an utterance (``UtteranceEnded`` with its audio, used to start a turn).
+and the user finished an utterance (``UtteranceEnded`` with its audio, used to start a turn). A
+``Paused`` in between says the user went quiet long enough that the utterance may be over, so the
+transcript can be started before the end-of-turn silence has run out.
 
 Each detector owns its own model instance, because Silero keeps recurrent state between windows and
 two sessions sharing one model would mix their audio up. The ONNX model loads in milliseconds from
@@ -36,6 +38,9 @@ class TurnOptions:
     end_silence_ms: int = 640
     # an utterance with less speech than this in total (a knock, "hm") is dropped, not answered
     min_utterance_ms: int = 250
+    # a pause this long inside an utterance may be its end: ``Paused`` lets speech recognition start
+    # early, so the transcript is ready when the turn ends; 0 turns it off
+    speculate_ms: int = 224
     pre_roll_ms: int = 300  # audio kept before the onset so the first syllable is not clipped
     max_utterance_s: float = 28.0  # a monologue is cut here so ASR stays inside Whisper's window
 
@@ -48,14 +53,26 @@ class SpeechStarted:
 
 
 @dataclass(frozen=True)
+class Paused:
+    """The user paused long enough that this may be the end of the utterance (``audio`` so far).
+
+    ``voiced`` counts the utterance's speech windows: an ``UtteranceEnded`` with the same count has
+    had no speech since, so whatever was worked out from this audio still holds."""
+
+    audio: Audio
+    voiced: int
+
+
+@dataclass(frozen=True)
 class UtteranceEnded:
     """The user finished speaking. ``speech_end`` is the stream time of the last speech window."""
 
     audio: Audio
     speech_end: float
+    voiced: int = 0
 
 
-TurnEvent = SpeechStarted | UtteranceEnded
+TurnEvent = SpeechStarted | Paused | UtteranceEnded
 
 
 def load_model():
@@ -151,17 +168,22 @@ class TurnDetector:
         too_long = len(self._utterance) * WINDOW / SAMPLE_RATE >= o.max_utterance_s
         if self._ms(self._silent_run) >= o.end_silence_ms or too_long:
             return self._close()
+        speculate = int(np.ceil(o.speculate_ms / self._ms(1))) if o.speculate_ms else 0
+        if speculate and self._silent_run == speculate and self._ms(self._voiced_total) >= o.min_utterance_ms:
+            return Paused(self._audio(), self._voiced_total)
         return None
+
+    def _audio(self) -> Audio:
+        """The utterance so far, with a short tail after its last speech, not the whole silence."""
+        tail = max(0, self._silent_run - int(np.ceil(200 / self._ms(1))))
+        windows = self._utterance[:len(self._utterance) - tail] if tail else self._utterance
+        return Audio(np.concatenate(windows).astype(np.float32), SAMPLE_RATE)
 
     def _close(self) -> UtteranceEnded | None:
         o = self.options
-        # keep a short tail after the last speech window, not the whole closing silence
-        tail = max(0, self._silent_run - int(np.ceil(200 / self._ms(1))))
-        windows = self._utterance[:len(self._utterance) - tail] if tail else self._utterance
-        voiced = self._voiced_total
+        audio, voiced = self._audio(), self._voiced_total
         self._speaking = False
         self._utterance, self._voiced_run, self._silent_run, self._voiced_total = [], 0, 0, 0
         if self._ms(voiced) < o.min_utterance_ms:
             return None
-        audio = Audio(np.concatenate(windows).astype(np.float32), SAMPLE_RATE)
-        return UtteranceEnded(audio, self._last_voiced * WINDOW / SAMPLE_RATE)
+        return UtteranceEnded(audio, self._last_voiced * WINDOW / SAMPLE_RATE, voiced)

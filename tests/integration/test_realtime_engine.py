@@ -17,7 +17,7 @@ from app_modules.history import ChatHistory
 from app_modules.pipeline import Pipeline, Stages
 from app_modules.realtime.engine import ConversationEngine, EngineSettings, State
 from app_modules.realtime.idle import IdleMotion, IdleOptions
-from app_modules.realtime.turn_vad import SpeechStarted, UtteranceEnded
+from app_modules.realtime.turn_vad import Paused, SpeechStarted, UtteranceEnded
 from app_modules.types import Audio, WordTiming
 from LLM.base import LLM
 from THG.base import THG
@@ -241,3 +241,25 @@ def test_barge_in_drops_pending_llm_output_and_speech(tmp_path):
     assert llm.pieces == stopped_at < 100, "the model kept writing after the barge-in"
     assert not np.any(engine.pull_audio(16000))
     assert engine.pull_video().shape == (64, 48, 3)  # back to the idle face
+
+
+def test_recognition_started_at_the_pause_is_used_when_nothing_was_said_after_it(tmp_path):
+    engine, detector = _engine(tmp_path)
+    asr = engine.pipeline.stages.asr
+    _say(engine, detector, Paused(_utterance(), voiced=20))
+    _wait(lambda: len(asr.heard) == 1)
+    _say(engine, detector, UtteranceEnded(_utterance(), 1.0, voiced=20))
+    _wait(lambda: engine.metrics[0].transcript is not None)
+    assert engine.metrics[0].early_transcript and len(asr.heard) == 1  # recognised once, at the pause
+    engine.close()
+
+
+def test_recognition_from_a_pause_the_user_talked_through_is_dropped(tmp_path):
+    engine, detector = _engine(tmp_path)
+    asr = engine.pipeline.stages.asr
+    _say(engine, detector, Paused(_utterance(0.5), voiced=10))
+    _say(engine, detector, UtteranceEnded(_utterance(1.5), 1.0, voiced=30))
+    _wait(lambda: engine.metrics[0].transcript is not None)
+    assert not engine.metrics[0].early_transcript
+    assert asr.heard[-1] == pytest.approx(1.5)  # the turn heard the whole utterance
+    engine.close()

@@ -13,6 +13,7 @@ pytest.importorskip("silero_vad", reason="pip install silero-vad")
 
 from app_modules import media  # noqa: E402
 from app_modules.realtime.turn_vad import (  # noqa: E402
+    Paused,
     SpeechStarted,
     TurnDetector,
     TurnOptions,
@@ -108,3 +109,23 @@ def test_reset_forgets_a_half_heard_utterance(phrases):
     d.reset()
     assert not d.speaking and d.stream_time == 0.0
     assert [e for _, e in _run(d, _silence(2.0))] == []
+
+
+def test_a_pause_is_announced_before_the_turn_ends_with_the_same_audio(phrases):
+    samples = np.concatenate([_silence(0.5), phrases[0], _silence(1.5)])
+    events = _run(TurnDetector(), samples)
+    kinds = [type(e).__name__ for _, e in events]
+    assert kinds == ["SpeechStarted", "Paused", "UtteranceEnded"]
+    (t_pause, pause), (t_end, end) = events[1], events[2]
+    assert t_pause < t_end - 0.3  # early enough for recognition to get a head start
+    assert pause.voiced == end.voiced
+    np.testing.assert_array_equal(pause.audio.samples, end.audio.samples)
+
+
+def test_speech_after_a_pause_changes_the_count(phrases):
+    samples = np.concatenate([_silence(0.5), phrases[0], _silence(0.3), phrases[2], _silence(1.5)])
+    events = [e for _, e in _run(TurnDetector(), samples)]
+    pauses = [e for e in events if isinstance(e, Paused)]
+    (end,) = [e for e in events if isinstance(e, UtteranceEnded)]
+    assert len(pauses) == 2 and pauses[0].voiced < end.voiced == pauses[1].voiced
+    assert [e for _, e in _run(TurnDetector(TurnOptions(speculate_ms=0)), samples) if isinstance(e, Paused)] == []
