@@ -1,15 +1,16 @@
-"""Google Gemini through its REST API (``streamGenerateContent`` with server-sent events) over httpx.
+"""Google Gemini through Google's ``google-genai`` SDK (``client.models.generate_content_stream``).
 
-Install: ``pip install httpx`` (already an app dependency; the REST API needs no Google SDK). The key
-comes from ``api_key`` or ``GEMINI_API_KEY`` / ``GOOGLE_API_KEY`` and travels in the
-``x-goog-api-key`` header, never in the URL, so it does not end up in proxy or error logs. Retries
-(connection failures, time-outs, 429 and 5xx) happen only before the first token.
+Install: ``pip install google-genai`` (imported when the backend is built, so importing this module
+stays light). The key comes from ``api_key`` or ``GEMINI_API_KEY`` / ``GOOGLE_API_KEY``; the SDK
+sends it in the ``x-goog-api-key`` header, never in the URL, so it does not end up in proxy or error
+logs. The SDK's own retries are off: ours (connection failures, time-outs, 429 and 5xx) happen only
+before the first token, so a reply is never said twice.
 """
 
 from __future__ import annotations
 
-import json
 import os
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,13 +20,10 @@ from app_modules.errors import StageError, TalkerError
 from LLM.base import LLM, Message
 from LLM.speakable import ThinkFilter, with_instruction
 
-try:
-    import httpx
-except ImportError as e:
-    raise ImportError("the gemini backend needs httpx: pip install httpx") from e
-
 KEY_ENVS = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
 RETRY_STATUS = (408, 429, 500, 502, 503, 504)
+INSTALL = "pip install google-genai"
+_VERSION = re.compile(r"v\d+(?:alpha|beta)?\d*")  # the API version that ends a base_url: v1, v1beta, v1alpha
 
 
 class GeminiLLM(LLM):
@@ -37,7 +35,7 @@ class GeminiLLM(LLM):
         model: str = "gemini-2.5-flash"
         # "" reads GEMINI_API_KEY, then GOOGLE_API_KEY
         api_key: str = field(default="", repr=False)
-        # the API root; change only for a proxy or a test server
+        # the API root, ending in its version; change only for a proxy or a test server
         base_url: str = "https://generativelanguage.googleapis.com/v1beta"
         temperature: float = 0.7
         # the longest reply, in tokens (maxOutputTokens)
@@ -63,67 +61,68 @@ class GeminiLLM(LLM):
         self.context_tokens = o.context_tokens
         self.reply_tokens = o.max_tokens
         self._key = o.api_key.strip() or next((os.environ[k].strip() for k in KEY_ENVS if os.environ.get(k)), "")
-        self._client = httpx.Client(timeout=o.timeout)
+        self._sdk = _sdk()
+        self._client: Any = None  # the genai.Client, made on the first reply (it needs the key)
         self.retry_delay = 0.5  # seconds before the first retry; doubles each time
 
     def __repr__(self) -> str:  # never the key
         return f"GeminiLLM(model={self.options.model!r})"
 
-    def request_body(self, messages: list[Message]) -> dict[str, Any]:
-        """The ``generateContent`` JSON for ``messages``: the persona goes to ``systemInstruction``."""
+    def request(self, messages: list[Message]) -> tuple[list[Any], Any]:
+        """The SDK's ``contents`` and ``GenerateContentConfig`` for ``messages``: the persona goes to
+        ``system_instruction``, and consecutive messages of one role become one turn."""
+        types = self._sdk.types
         msgs = with_instruction(messages) if self.options.speakable else messages
         system = "\n\n".join(m["content"] for m in msgs if m["role"] == "system")
-        contents: list[dict[str, Any]] = []
+        contents: list[Any] = []
         for m in msgs:
             if m["role"] == "system":
                 continue
             role = "model" if m["role"] == "assistant" else "user"
-            if contents and contents[-1]["role"] == role:  # Gemini wants the roles to alternate
-                contents[-1]["parts"].append({"text": m["content"]})
+            if contents and contents[-1].role == role:  # Gemini wants the roles to alternate
+                contents[-1].parts.append(types.Part(text=m["content"]))
             else:
-                contents.append({"role": role, "parts": [{"text": m["content"]}]})
-        body: dict[str, Any] = {"contents": contents, "generationConfig": {
-            "temperature": self.options.temperature, "maxOutputTokens": self.options.max_tokens}}
-        if system:
-            body["systemInstruction"] = {"parts": [{"text": system}]}
-        return body
+                contents.append(types.Content(role=role, parts=[types.Part(text=m["content"])]))
+        config = types.GenerateContentConfig(
+            system_instruction=types.Content(parts=[types.Part(text=system)]) if system else None,
+            temperature=self.options.temperature, max_output_tokens=self.options.max_tokens)
+        return contents, config
 
     def stream(self, messages: list[Message]) -> Iterator[str]:
         if not self._key:
             raise StageError("llm", "no Gemini API key: set the environment variable GEMINI_API_KEY "
                                     "or gemini.api_key in settings.yaml")
-        url = f"{self.base_url}/models/{self.options.model}:streamGenerateContent"
-        body = self.request_body(messages)
-        headers = {"x-goog-api-key": self._key}
+        sdk = self._sdk
+        client = self._get_client()
+        contents, config = self.request(messages)
         tries = self.options.retries + 1
         for attempt in range(tries):
             last = attempt == tries - 1
             started = False
             try:
-                with self._client.stream("POST", url, params={"alt": "sse"}, json=body, headers=headers) as r:
-                    if r.status_code >= 400:
-                        r.read()
-                        if r.status_code in RETRY_STATUS and not last:
-                            self._wait(attempt, r)
-                            continue
-                        raise StageError("llm", self._scrub(self._status_message(r, attempt + 1)))
-                    think = ThinkFilter()
-                    for data in _events(r):
-                        for text in _texts(data):
-                            started = True
-                            piece = think.feed(text)
-                            if piece:
-                                yield piece
-                    rest = think.flush()
-                    if rest:
-                        yield rest
+                think = ThinkFilter()
+                for chunk in client.models.generate_content_stream(
+                        model=self.options.model, contents=contents, config=config):
+                    for text in _texts(chunk):
+                        started = True
+                        piece = think.feed(text)
+                        if piece:
+                            yield piece
+                rest = think.flush()
+                if rest:
+                    yield rest
                 return
-            except httpx.TimeoutException as e:
+            except sdk.errors.APIError as e:
+                if e.code in RETRY_STATUS and not started and not last:
+                    self._wait(attempt, getattr(e, "response", None))
+                    continue
+                raise StageError("llm", self._scrub(self._status_message(e, attempt + 1))) from e
+            except sdk.timeout_errors as e:
                 if not started and not last:
                     continue
                 raise StageError("llm", f"no answer from Gemini within {self.options.timeout:g} s "
                                         f"({_tries(attempt + 1)}): raise gemini.timeout or retry later") from e
-            except httpx.TransportError as e:
+            except sdk.transport_errors as e:
                 if started:
                     raise StageError("llm", "the connection to Gemini broke off in the middle of the reply; "
                                             "try again") from e
@@ -132,25 +131,35 @@ class GeminiLLM(LLM):
                     continue
                 raise StageError("llm", f"cannot reach Gemini at {self.base_url} ({type(e).__name__}): check "
                                         f"the network or proxy, and gemini.base_url") from e
-            except ValueError as e:  # json: not a Gemini stream
+            except ValueError as e:  # the SDK's UnknownApiResponseError, or a chunk it cannot validate
                 raise StageError("llm", f"{self.base_url} sent something that is not a Gemini stream; "
                                         f"is gemini.base_url right?") from e
 
-    def _wait(self, attempt: int, response: httpx.Response | None) -> None:
+    def _get_client(self) -> Any:
+        if self._client is None:
+            types = self._sdk.types
+            root, _, last = self.base_url.rpartition("/")
+            # the SDK puts api_version between base_url and models/...; "" leaves it out
+            root, version = (root, last) if _VERSION.fullmatch(last) and "//" in root else (self.base_url, "")
+            self._client = self._sdk.genai.Client(
+                api_key=self._key, vertexai=False,  # explicit, so GOOGLE_GENAI_USE_VERTEXAI cannot redirect it
+                http_options=types.HttpOptions(
+                    # no retry_options: the SDK does not retry; stream() does, before the first token
+                    base_url=root, api_version=version, timeout=max(1, round(self.options.timeout * 1000))))
+        return self._client
+
+    def _wait(self, attempt: int, response: Any) -> None:
         delay = self.retry_delay * 2 ** attempt
-        if response is not None and response.headers.get("retry-after-ms"):
-            delay = float(response.headers["retry-after-ms"]) / 1000
-        elif response is not None and (response.headers.get("retry-after") or "").isdigit():
-            delay = float(response.headers["retry-after"])
+        headers = getattr(response, "headers", None) or {}
+        if headers.get("retry-after-ms"):
+            delay = float(headers["retry-after-ms"]) / 1000
+        elif (headers.get("retry-after") or "").isdigit():
+            delay = float(headers["retry-after"])
         time.sleep(min(delay, 30.0))
 
-    def _status_message(self, r: httpx.Response, tries: int) -> str:
-        try:
-            err = r.json().get("error", {})
-            detail = str(err.get("message") or err)[:200]
-        except ValueError:
-            detail = r.text[:200]
-        s = r.status_code
+    def _status_message(self, e: Any, tries: int) -> str:
+        detail = str(e.message or e.details or e.status or "")[:200]
+        s = e.code
         if s in (400, 401, 403) and ("key" in detail.lower() or s != 400):
             return f"Gemini refused the API key (HTTP {s}: {detail}): check GEMINI_API_KEY or gemini.api_key"
         if s == 404:
@@ -163,25 +172,47 @@ class GeminiLLM(LLM):
         return text.replace(self._key, "***") if self._key else text
 
 
+class _SDK:
+    """google.genai and the exceptions of the HTTP library under it (httpx, or httpx2 where installed)."""
+
+    def __init__(self) -> None:
+        try:
+            from google import genai
+            from google.genai import errors, types
+        except ImportError as e:  # the registry checks first; this names the fix for direct use
+            raise ImportError(f"the gemini backend needs Google's SDK: {INSTALL}") from e
+        self.genai, self.errors, self.types = genai, errors, types
+        libs = []
+        for name in ("httpx", "httpx2"):
+            try:
+                libs.append(__import__(name))
+            except ImportError:
+                pass
+        self.timeout_errors = tuple(lib.TimeoutException for lib in libs)
+        self.transport_errors = tuple(lib.TransportError for lib in libs)
+
+
+_loaded: _SDK | None = None
+
+
+def _sdk() -> _SDK:
+    global _loaded
+    if _loaded is None:
+        _loaded = _SDK()
+    return _loaded
+
+
 def _tries(n: int) -> str:
     return f"{n} {'try' if n == 1 else 'tries'}"
 
 
-def _events(r: httpx.Response) -> Iterator[dict[str, Any]]:
-    """The JSON objects of a server-sent-events body (``data: {...}`` lines)."""
-    for line in r.iter_lines():
-        if line.startswith("data:"):
-            payload = line[5:].strip()
-            if payload and payload != "[DONE]":
-                yield json.loads(payload)
-
-
-def _texts(data: dict[str, Any]) -> Iterator[str]:
+def _texts(chunk: Any) -> Iterator[str]:
     """The text parts of one streamed ``GenerateContentResponse``; a blocked prompt is an error."""
-    block = (data.get("promptFeedback") or {}).get("blockReason")
+    block = chunk.prompt_feedback.block_reason if chunk.prompt_feedback else None
     if block:
-        raise StageError("llm", f"Gemini refused to answer this prompt ({block}); rephrase it")
-    for cand in data.get("candidates") or []:
-        for part in (cand.get("content") or {}).get("parts") or []:
-            if part.get("text") and not part.get("thought"):  # thought summaries are not for speaking
-                yield part["text"]
+        reason = getattr(block, "value", block)
+        raise StageError("llm", f"Gemini refused to answer this prompt ({reason}); rephrase it")
+    for cand in chunk.candidates or []:
+        for part in (cand.content.parts if cand.content else None) or []:
+            if part.text and not part.thought:  # thought summaries are not for speaking
+                yield part.text

@@ -1,8 +1,12 @@
-"""The Gemini backend: its request building, and its streaming against a local stand-in of the REST API."""
+"""The Gemini backend on the google-genai SDK: what the SDK puts on the wire, and streaming against a
+local stand-in of the REST API."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -28,12 +32,13 @@ def make(server, **kw) -> GeminiLLM:
     return GeminiLLM(GeminiLLM.Options(base_url=server.base_url, **kw))
 
 
-def test_request_body_maps_persona_history_and_options():
+def test_request_maps_persona_history_and_options(server):
     h = ChatHistory(system_prompt="You are Ann.")
     h.commit("I am Bo.", "Hi Bo!")
-    llm = GeminiLLM(GeminiLLM.Options(temperature=0.3, max_tokens=99, api_key=KEY))
-    body = llm.request_body(h.messages("Who am I?"))
-    assert body == {
+    server.script(Reply.text("Ann."))
+    llm = make(server, temperature=0.3, max_tokens=99)
+    assert "".join(llm.stream(h.messages("Who am I?"))) == "Ann."
+    assert server.chat_requests[-1].body == {  # what the SDK put on the wire
         "contents": [{"role": "user", "parts": [{"text": "I am Bo."}]},
                      {"role": "model", "parts": [{"text": "Hi Bo!"}]},
                      {"role": "user", "parts": [{"text": "Who am I?"}]}],
@@ -42,8 +47,10 @@ def test_request_body_maps_persona_history_and_options():
     }
 
 
-def test_consecutive_messages_of_one_role_are_merged():
-    body = GeminiLLM(GeminiLLM.Options(api_key=KEY)).request_body(HI + [{"role": "user", "content": "there"}])
+def test_consecutive_messages_of_one_role_are_merged(server):
+    server.script(Reply.text("Hi."))
+    assert "".join(make(server).stream(HI + [{"role": "user", "content": "there"}])) == "Hi."
+    body = server.chat_requests[-1].body
     assert body["contents"] == [{"role": "user", "parts": [{"text": "hi"}, {"text": "there"}]}]
     assert "systemInstruction" not in body
 
@@ -57,6 +64,20 @@ def test_streams_and_sends_the_key_in_a_header_only(server):
     assert req.headers["x-goog-api-key"] == KEY and KEY not in req.path
     assert "markdown" in req.body["systemInstruction"]["parts"][0]["text"]
     assert KEY not in repr(llm) and KEY not in repr(llm.options)
+
+
+def test_base_url_without_a_version_is_used_as_is(server):
+    server.script(Reply.text("Hi."))
+    llm = GeminiLLM(GeminiLLM.Options(base_url=server.root_url + "/proxy/", api_key=KEY, retries=0, timeout=5.0))
+    assert "".join(llm.stream(HI)) == "Hi."
+    assert server.chat_requests[-1].path == "/proxy/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
+
+
+def test_importing_the_module_does_not_import_the_sdk():
+    code = "import sys, LLM.gemini_llm; print('google.genai' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert out.stdout.strip() == "False"
 
 
 def test_503_is_retried(server):
