@@ -1,0 +1,58 @@
+"""Seeded weights written in the published checkpoint containers, for tests that load real files.
+
+The values come from ``shared/reference/seeded.py`` (``seeded_state_dict(manifest)``), so they are the
+weights the reference fixtures were computed with; the containers are those described in
+``shared/reference/README.md``. Writing them through the files (rather than handing tensors to the
+networks) checks key names, prefixes and strict loading along the way.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from types import ModuleType
+
+import torch
+
+
+def seeded_module(reference_dir: Path) -> ModuleType:
+    """``reference/seeded.py`` imported from its file (it is data, not a package)."""
+    spec = importlib.util.spec_from_file_location("talker_seeded", Path(reference_dir) / "seeded.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def seeded_state_dict(reference_dir: Path, manifest: str) -> dict[str, torch.Tensor]:
+    """The seeded tensors for ``<manifest>.json`` (e.g. ``wav2lip``, ``s3fd``, ``sadtalker_256``)."""
+    keys = json.loads((Path(reference_dir) / f"{manifest}.json").read_text())
+    return seeded_module(reference_dir).seeded_state_dict(keys)
+
+
+def write_wav2lip(reference_dir: Path, path: Path) -> Path:
+    """Like wav2lip_gan.pth: ``module.``-prefixed weights under ``state_dict`` plus the training extras."""
+    sd = seeded_state_dict(reference_dir, "wav2lip")
+    torch.save({"state_dict": {"module." + k: v for k, v in sd.items()}, "optimizer": None,
+                "global_step": 0, "global_epoch": 0}, path)
+    return Path(path)
+
+
+def write_s3fd(reference_dir: Path, path: Path) -> Path:
+    """Like s3fd-619a316812.pth: the bare state dict."""
+    torch.save(seeded_state_dict(reference_dir, "s3fd"), path)
+    return Path(path)
+
+
+def write_sadtalker(reference_dir: Path, path: Path) -> Path:
+    """Like SadTalker_V0.0.2_256.safetensors: one flat file, every sub-network under its prefix."""
+    from safetensors.torch import save_file
+
+    save_file(seeded_state_dict(reference_dir, "sadtalker_256"), str(path))
+    return Path(path)
+
+
+def write_sadtalker_mapping(reference_dir: Path, path: Path) -> Path:
+    """Like mapping_00229-model.pth.tar: the MappingNet weights under ``mapping``."""
+    torch.save({"mapping": seeded_state_dict(reference_dir, "sadtalker_mapping"), "epoch": 229}, path)
+    return Path(path)
