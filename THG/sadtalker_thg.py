@@ -66,6 +66,7 @@ class SadTalkerTHG(THG):
         batch_size: int = 2  # frames per generator call
         device: str = "auto"  # auto (CUDA when available), cpu, cuda, cuda:N
         fp16: bool = True  # half precision for the renderer on CUDA; ignored on CPU
+        enhancer: str = "none"  # face enhancer on every frame: "none" or "gfpgan" (GFPGANv1.4.pth)
 
     def __init__(self, options: Options | None = None, checkpoints: CheckpointManager | None = None):
         self.options = options or self.Options()
@@ -75,6 +76,10 @@ class SadTalkerTHG(THG):
         checkpoints = checkpoints or CheckpointManager()
         self._load(checkpoints)
         self._detector = None
+        from THG.enhancer import maybe_enhancer
+
+        self.enhancer = maybe_enhancer(self.options.enhancer, checkpoints, device=str(self.device),
+                                       fp16=self.options.fp16)
 
     def _load(self, checkpoints: CheckpointManager) -> None:
         from THG.sadtalker.loaders import load_mapping, load_safetensors
@@ -162,6 +167,8 @@ class SadTalkerTHG(THG):
                 out = self.generator.decode(avatar.feature.expand(n, -1, -1, -1, -1),
                                             avatar.kp_source.expand(n, -1, -1), kp_driving)["prediction"]
             images = (out.float().clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+            if self.enhancer is not None:
+                images = self._enhance(images)
             for img in images:
                 yield self._finish(avatar, img)
 
@@ -189,6 +196,16 @@ class SadTalkerTHG(THG):
         if o.still:
             coeffs[:, 64:] = avatar.coeffs[64:]
         return coeffs
+
+    def _enhance(self, faces: np.ndarray) -> np.ndarray:
+        """GFPGAN on the rendered crops; they are FFHQ-style already, so no box is needed."""
+        import cv2
+
+        size = self.enhancer.face_size
+        big = np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_CUBIC) for f in faces])
+        out = self.enhancer.enhance_faces(big)
+        n = faces.shape[1]
+        return np.stack([cv2.resize(f, (n, n), interpolation=cv2.INTER_AREA) for f in out])
 
     def _finish(self, avatar: Avatar, face: np.ndarray) -> np.ndarray:
         import cv2

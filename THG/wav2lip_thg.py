@@ -29,6 +29,7 @@ from app_modules.errors import BadInputError, MissingWeightsError, TalkerError
 from app_modules.media import frame_count, limit_size, resample
 from app_modules.types import Audio
 from THG.base import THG
+from THG.enhancer import maybe_enhancer
 from THG.wav2lip.audio import (
     HPARAMS,
     MEL_STEP,
@@ -88,6 +89,8 @@ class Wav2LipTHG(THG):
         max_side: int = 1280
         # S3FD runs on frames scaled to at most this size (0: full size, as the original)
         detect_max_side: int = 640
+        # face enhancer run on every frame: "none" or "gfpgan" (checkpoints/gfpgan/GFPGANv1.4.pth)
+        enhancer: str = "none"
 
         def __post_init__(self):
             pads = self.pads
@@ -120,6 +123,7 @@ class Wav2LipTHG(THG):
             model = model.to(memory_format=torch.channels_last)
         self.model = model
         self._detector: FaceDetector | None = None
+        self.enhancer = maybe_enhancer(opts.enhancer, checkpoints, device=str(self.device), fp16=opts.fp16)
 
     # ------------------------------------------------------------------------------------- prepare
 
@@ -211,11 +215,17 @@ class Wav2LipTHG(THG):
             size = self.options.first_batch if first and start == 0 else self.options.batch_size
             stop = min(n, start + min(size, self.options.batch_size))
             regions = self._render_batch(avatar, windows[start:stop], which[start:stop])
+            frames = []
             for i, region in zip(which[start:stop], regions, strict=True):
                 y1, y2, x1, x2 = avatar.boxes[i]
                 frame = avatar.frames[i].copy()
                 frame[y1:y2, x1:x2] = region
-                yield frame
+                frames.append(frame)
+            if self.enhancer is not None:
+                # S3FD's boxes are tight; GFPGAN wants the face in the middle half of its crop
+                boxes = [(x1, y1, x2, y2) for y1, y2, x1, x2 in (avatar.boxes[i] for i in which[start:stop])]
+                frames = self.enhancer.enhance_many(frames, boxes, expand=1.5)
+            yield from frames
             start = stop
 
     @torch.inference_mode()

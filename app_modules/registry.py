@@ -86,10 +86,11 @@ def names(stage: str) -> list[str]:
     return [s.name for s in BACKENDS if s.stage == stage]
 
 
-def why_unavailable(s: BackendSpec, checkpoints: CheckpointManager | None = None, check_weights: bool = True) -> str | None:
+def why_unavailable(s: BackendSpec, checkpoints: CheckpointManager | None = None,
+                    check_weights: bool = True) -> str | None:
     """None when ``s`` can run here, else one line saying why not and what fixes it."""
     for pkg in s.packages:
-        if importlib.util.find_spec(pkg) is None:
+        if not _installed(pkg):
             return f"package {pkg!r} is not installed: {s.install}"
     for prog in s.programs:
         if shutil.which(prog) is None:
@@ -102,6 +103,13 @@ def why_unavailable(s: BackendSpec, checkpoints: CheckpointManager | None = None
             return (f"weights missing ({', '.join(f.name for f in missing)}): "
                     f"python -m app_modules.cli download {s.weights}")
     return None
+
+
+def _installed(pkg: str) -> bool:
+    try:
+        return importlib.util.find_spec(pkg) is not None
+    except ModuleNotFoundError:  # "google.genai" when no "google" package exists at all
+        return False
 
 
 def _has_cuda() -> bool:

@@ -222,3 +222,21 @@ def test_audio2pose_one_frame_clip_has_no_motion(nets):
     with torch.no_grad():
         motion = nets["audio2pose"](torch.zeros(1, 1, 1, 80, 16), torch.zeros(1, 1, 70), torch.tensor([0]), [])
     assert motion.shape == (1, 1, 6) and not motion.any()
+
+
+def test_face_enhancer_sees_each_rendered_face_at_its_size(backend, avatar, monkeypatch):
+    seen = []
+
+    class Enhancer:  # stands in for GFPGAN: records the faces and returns them brightened
+        face_size = 512
+
+        def enhance_faces(self, faces):
+            seen.append(faces.shape)
+            return np.full_like(faces, 250)
+
+    monkeypatch.setattr(backend, "enhancer", Enhancer())
+    sr = 16000
+    audio = Audio(np.zeros(int(0.08 * sr), np.float32), sr)
+    frames = list(backend.render(avatar, audio))
+    assert seen and all(s[1:] == (512, 512, 3) for s in seen) and sum(s[0] for s in seen) == len(frames) == 2
+    assert all(f.mean() > 240 for f in frames)

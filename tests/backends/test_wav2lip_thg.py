@@ -191,3 +191,37 @@ def test_feather_mask_covers_the_mouth_and_fades_to_the_edges():
     assert m[:40].max() == 0  # eyes and above: the original pixels
     assert m[80, 50] > 0.99  # mouth: the generated face
     assert m[:, 0].max() < 0.05 and m[-1].max() < 0.1  # no hard edge at the box border
+
+
+class _MarkingEnhancer:
+    """Stands in for GFPGAN: paints each face box it is given, and records the boxes."""
+
+    def __init__(self):
+        self.calls = []
+
+    def enhance_many(self, frames, boxes, expand=1.0):
+        self.calls.append((len(frames), list(boxes), expand))
+        out = []
+        for f, (x1, y1, x2, y2) in zip(frames, boxes, strict=True):
+            f = f.copy()
+            f[y1:y2, x1:x2] = 255
+            out.append(f)
+        return out
+
+
+def test_face_enhancer_gets_every_frame_with_its_face_box(thg, avatar, monkeypatch):
+    marker = _MarkingEnhancer()
+    monkeypatch.setattr(thg, "enhancer", marker)
+    frames = list(thg.render(avatar, _tone(0.3, 16000)))
+    assert sum(n for n, _, _ in marker.calls) == len(frames) == 8
+    y1, y2, x1, x2 = (int(v) for v in avatar.boxes[0])
+    assert marker.calls[0][1][0] == (x1, y1, x2, y2) and marker.calls[0][2] == 1.5
+    assert all((f[y1:y2, x1:x2] == 255).all() for f in frames)
+
+
+def test_enhancer_option_names_the_missing_weights(weights_root, tmp_path):
+    from app_modules.errors import MissingWeightsError
+
+    opts = Wav2LipTHG.Options(checkpoint=str(weights_root / "wav2lip" / "wav2lip_gan.pth"), enhancer="gfpgan")
+    with pytest.raises(MissingWeightsError, match="download gfpgan"):
+        Wav2LipTHG(opts, CheckpointManager(tmp_path))
