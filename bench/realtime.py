@@ -110,7 +110,8 @@ async def run(args) -> dict:
             m = engine.metrics[-1]
             turns.append({"end_of_turn": m.detected - m.speech_end, "transcript": m.latency("transcript"),
                           "first_audio": m.latency("first_audio"), "first_frame": m.latency("first_frame"),
-                          "first_audio_client": heard - speech_end, "underrun": m.underrun})
+                          "first_audio_client": heard - speech_end, "underrun": m.underrun,
+                          "early_transcript": m.early_transcript})
             await asyncio.sleep(0.5)
         # one barge-in, two seconds into a long answer
         question, stop = _speech(QUESTIONS[0], work), _speech("Wait, stop please.", work)
@@ -145,6 +146,8 @@ def report(result: dict) -> None:
     for c in cols:
         values = [t[c] for t in result["turns"] if t[c] is not None]
         print(f"  {c:20s} {statistics.median(values):7.3f}   (min {min(values):.3f}, max {max(values):.3f})")
+    early = sum(t["early_transcript"] for t in result["turns"])
+    print(f"  transcripts ready from the pause: {early} of {len(result['turns'])}")
     b = result["barge_in"]
     print(f"barge-in: engine stopped {b['engine_stop'] * 1000:.0f} ms after the speech reached it; the peer "
           f"heard silence {b['client_stop'] * 1000:.0f} ms after it began speaking "
