@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from app_modules.checkpoints import CheckpointManager
+from app_modules.devices import torch_device
 from app_modules.errors import BadInputError, MissingWeightsError, TalkerError
 from app_modules.types import Audio
 from THG.base import THG
@@ -71,7 +72,7 @@ class SadTalkerTHG(THG):
     def __init__(self, options: Options | None = None, checkpoints: CheckpointManager | None = None):
         self.options = options or self.Options()
         _verify_options(self.options)
-        self.device = _device(self.options.device)
+        self.device = torch_device(self.options.device)
         self.render_size = self.options.render_size or self.options.size
         checkpoints = checkpoints or CheckpointManager()
         self._load(checkpoints)
@@ -260,16 +261,6 @@ def _verify_options(o: SadTalkerTHG.Options) -> None:
         raise TalkerError(f"expression_scale must be a finite number, got {o.expression_scale}")
 
 
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as e:
-        raise TalkerError(f"unknown device {name!r}; use auto, cpu or cuda[:N]") from e
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise TalkerError("device 'cuda' was asked for but torch sees no CUDA GPU; use device=auto or cpu")
-    return device
 
 
 def _check_image(image: np.ndarray) -> np.ndarray:

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from app_modules.checkpoints import CheckpointManager
+from app_modules.devices import torch_device
 from app_modules.errors import BadInputError, MissingWeightsError, TalkerError
 from app_modules.media import frame_count, limit_size, resample
 from app_modules.types import Audio
@@ -108,7 +109,7 @@ class Wav2LipTHG(THG):
     def __init__(self, options: Options | None = None, checkpoints: CheckpointManager | None = None):
         self.options = opts = options or Wav2LipTHG.Options()
         checkpoints = checkpoints or CheckpointManager()
-        self.device = _resolve_device(opts.device)
+        self.device = torch_device(opts.device)
         if self.device.type == "cuda":
             self.dtype = torch.float16 if opts.fp16 else torch.float32
             torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick its fastest kernels
@@ -285,18 +286,6 @@ def _s3fd_path(opts: Wav2LipTHG.Options, checkpoints: CheckpointManager, wav2lip
         raise
 
 
-def _resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError as e:
-        raise TalkerError(f"unknown device {name!r}; valid devices = auto, cpu, cuda, cuda:N") from e
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise TalkerError(f"device {name!r} asked for, but torch sees no CUDA GPU here; use device=cpu or auto")
-    if dev.type not in ("cpu", "cuda"):
-        raise TalkerError(f"unsupported device {name!r}; valid devices = auto, cpu, cuda, cuda:N")
-    return dev
 
 
 def _as_frames(image: np.ndarray | Sequence[np.ndarray], max_side: int) -> list[np.ndarray]:

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from app_modules.checkpoints import CheckpointManager
+from app_modules.devices import torch_device
 from app_modules.errors import (
     BackendUnavailableError,
     BadInputError,
@@ -57,12 +58,6 @@ def _resample(x: np.ndarray, sr: int, target: int) -> np.ndarray:
     return resample_poly(x, target // g, sr // g).astype(np.float32)
 
 
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise BackendUnavailableError(f"device {name!r} asked for, but torch sees no CUDA GPU; use device 'cpu'")
-    return torch.device(name)
 
 
 def _language_runs(text: str, language: str) -> list[tuple[str, str]]:
@@ -114,7 +109,7 @@ class GPTSoVITSTTS(TTS):
         self._verify_options()
         if o.threads:
             torch.set_num_threads(o.threads)
-        self.device = _device(o.device)
+        self.device = torch_device(o.device)
         ckpt = checkpoints or CheckpointManager()
         t2s_path = ckpt.require("gpt-sovits", T2S_FILE, o.t2s_checkpoint or None)
         sovits_path = ckpt.require("gpt-sovits", SOVITS_FILE, o.sovits_checkpoint or None)

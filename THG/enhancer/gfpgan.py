@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from app_modules.checkpoints import CheckpointManager
+from app_modules.devices import torch_device
 from app_modules.errors import BadInputError, MissingWeightsError, TalkerError
 from THG.enhancer.gfpgan_arch import GFPGANv1Clean
 
@@ -108,7 +109,7 @@ class GFPGANEnhancer:
                  network: GFPGANv1Clean | None = None):
         """``network``: a ready network instead of the checkpoint (tests and benchmarks)."""
         self.options = opts = options or GFPGANEnhancer.Options()
-        self.device = _device(opts.device)
+        self.device = torch_device(opts.device)
         if network is None:
             path = (checkpoints or CheckpointManager()).require("gfpgan", "GFPGANv1.4.pth", opts.checkpoint or None)
             network = load_gfpgan(path)
@@ -232,15 +233,3 @@ def _feather(side: int) -> np.ndarray:
     return np.outer(edge, edge).astype(np.float32)
 
 
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError as e:
-        raise TalkerError(f"unknown device {name!r}; valid devices = auto, cpu, cuda, cuda:N") from e
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise TalkerError(f"device {name!r} asked for, but torch sees no CUDA GPU here; use device=cpu or auto")
-    if dev.type not in ("cpu", "cuda"):
-        raise TalkerError(f"unsupported device {name!r}; valid devices = auto, cpu, cuda, cuda:N")
-    return dev
