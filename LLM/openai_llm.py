@@ -134,7 +134,8 @@ class OpenAILLM(LLM):
         if isinstance(e, openai.APIStatusError):
             status, detail = e.status_code, _short(e)
             if status in (401, 403):
-                where = f"the environment variable {self.preset.key_env} or " if self.preset and self.preset.key_env else ""
+                env = self.preset.key_env if self.preset else ""
+                where = f"the environment variable {env} or " if env else ""
                 return f"{url} refused the API key (HTTP {status}: {detail}): check {where}openai.api_key"
             if status == 404:
                 pull = f"`ollama pull {self.model}` or " if self.preset and self.preset.name == "ollama" else ""

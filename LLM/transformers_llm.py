@@ -112,7 +112,8 @@ class TransformersLLM(LLM):
             sys_only = [{"role": "system", "content": "x"}]
             base = n(sys_only, False)
             per_role = [n(sys_only + [{"role": r, "content": "x"}], False) - base - 1 for r in ("user", "assistant")]
-            header = n(sys_only + [{"role": "user", "content": "x"}], True) - n(sys_only + [{"role": "user", "content": "x"}], False)
+            probe = sys_only + [{"role": "user", "content": "x"}]
+            header = n(probe, True) - n(probe, False)
             return max(base - 1, *per_role, header, 1)
         except Exception:  # an odd template; the usual estimate will do
             return 4
@@ -131,7 +132,8 @@ class TransformersLLM(LLM):
         room = self.context_tokens - inputs["input_ids"].shape[1]
         if room < 1:
             raise StageError("llm", f"the conversation ({inputs['input_ids'].shape[1]} tokens) is longer than "
-                                    f"{self.source} takes ({self.context_tokens}): clear the history or shorten the persona")
+                                    f"{self.source} takes ({self.context_tokens}): "
+                                    "clear the history or shorten the persona")
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=o.timeout)
         stop = threading.Event()
         failure: list[BaseException] = []

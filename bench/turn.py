@@ -29,7 +29,6 @@ import numpy as np
 from app_modules import media, registry
 from app_modules.history import ChatHistory
 from app_modules.pipeline import Pipeline, Stages, speech_text
-from app_modules.text import split_sentences
 from LLM.base import LLM
 
 ANSWER = [
@@ -90,6 +89,10 @@ def sequential_turn(stages: Stages, avatar, sentences: list[str], tps: float, wo
     total = time.perf_counter() - t0
     # the user sees and hears nothing until the finished video is handed over
     return {"first_audio": total, "first_video": total, "total": total, "audio_ready": t_audio}
+
+
+def _session(pipe: Pipeline, image: np.ndarray, workdir: str, results: list[dict]) -> None:
+    results.append(streaming_turn(pipe, image, workdir))  # list.append is atomic under the GIL
 
 
 def asr_seconds(model: str | None) -> float | None:
@@ -168,15 +171,9 @@ def main(argv: list[str] | None = None) -> dict:
             pipe = Pipeline(stages)
             pipe.avatar(image)
             per: list[dict] = []
-            lock = threading.Lock()
-
-            def one(i: int) -> None:
-                r = streaming_turn(pipe, image, str(Path(work) / f"s{k}-{i}"))
-                with lock:
-                    per.append(r)
-
+            threads = [threading.Thread(target=_session, args=(pipe, image, str(Path(work) / f"s{k}-{i}"), per))
+                       for i in range(k)]
             t0 = time.perf_counter()
-            threads = [threading.Thread(target=one, args=(i,)) for i in range(k)]
             for t in threads:
                 t.start()
             for t in threads:

@@ -113,8 +113,8 @@ def settings_tab(runtime: Runtime) -> None:
 
     def on_save(*values):
         n = len(registry.STAGES)
-        choices = dict(zip(registry.STAGES, values[:n]))
-        texts = dict(zip(registry.STAGES, values[n:2 * n]))
+        choices = dict(zip(registry.STAGES, values[:n], strict=True))
+        texts = dict(zip(registry.STAGES, values[n:2 * n], strict=True))
         try:
             return apply(runtime, choices, texts, values[-1])
         except TalkerError as e:

@@ -34,7 +34,8 @@ def test_spoken_question_gets_an_answer_video(tmp_path, portrait_path, whisper_m
         proc = subprocess.run(
             [sys.executable, "-m", "app_modules.cli", "chat", "--image", str(portrait_path), "--audio", str(question),
              "--out", str(tmp_path / "answer.mp4"), "--llm", "openai", "--set", f"openai.base_url={server.base_url}",
-             "--set", "openai.model=test-model", "--asr", "faster-whisper", "--set", f"faster-whisper.model={whisper_model}",
+             "--set", "openai.model=test-model", "--asr", "faster-whisper",
+             "--set", f"faster-whisper.model={whisper_model}",
              "--set", "faster-whisper.language=en", "--tts", "espeak", "--thg", "lite"],
             cwd=REPO, capture_output=True, text=True, timeout=300)
         sent = server.requests[0].body["messages"] if server.requests else []

@@ -1,6 +1,5 @@
 """End to end on the command line, offline, on the CPU: espeak-ng speaks, the lite head moves."""
 
-import json
 import subprocess
 import sys
 from pathlib import Path

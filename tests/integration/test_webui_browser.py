@@ -130,7 +130,8 @@ def test_photo_voice_question_gets_a_lip_synced_answer(app_url, browser, portrai
     wait.until(lambda drv: mic.find_element(By.CSS_SELECTOR, "button.record-button")).click()
     time.sleep(3.0)
     mic.find_element(By.CSS_SELECTOR, "button.stop-button").click()
-    wait.until(lambda drv: drv.find_elements(By.CSS_SELECTOR, "#photo-mic audio, #photo-mic [data-testid=waveform-controls]"))
+    recorded = "#photo-mic audio, #photo-mic [data-testid=waveform-controls]"
+    wait.until(lambda drv: drv.find_elements(By.CSS_SELECTOR, recorded))
     d.save_screenshot(str(ARTIFACTS / "webui-02-question-recorded.png"))
 
     d.find_element(By.ID, "photo-send").click()

@@ -39,9 +39,11 @@ def test_registry_reasons_without_importing_heavy_packages(tmp_path):
 
 
 def test_missing_package_and_gpu_reasons():
-    s = registry.BackendSpec("tts", "x", "nowhere:X", "", packages=("surely_not_installed_pkg",), install="pip install y")
+    s = registry.BackendSpec("tts", "x", "nowhere:X", "", packages=("surely_not_installed_pkg",),
+                             install="pip install y")
     assert registry.why_unavailable(s) == "package 'surely_not_installed_pkg' is not installed: pip install y"
-    nested = registry.BackendSpec("tts", "x", "nowhere:X", "", packages=("no_such_parent.genai",), install="pip install y")
+    nested = registry.BackendSpec("tts", "x", "nowhere:X", "", packages=("no_such_parent.genai",),
+                                  install="pip install y")
     assert "no_such_parent.genai" in registry.why_unavailable(nested)
     with pytest.raises(BackendUnavailableError, match="pip install y"):
         registry.load_class(s)

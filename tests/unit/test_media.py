@@ -17,7 +17,8 @@ def test_pad_to_frames_makes_audio_a_whole_number_of_frames():
 
 
 def test_subtitle_cues_break_at_sentences_and_length():
-    words = [WordTiming(w, i * 0.3, i * 0.3 + 0.25) for i, w in enumerate("Hi there. This cue is long enough to need a break somewhere soon".split())]
+    text = "Hi there. This cue is long enough to need a break somewhere soon"
+    words = [WordTiming(w, i * 0.3, i * 0.3 + 0.25) for i, w in enumerate(text.split())]
     cues = media.subtitle_cues(words, max_chars=30)
     assert cues[0].text == "Hi there." and all(len(c.text) <= 30 for c in cues)
     assert cues[0].end <= cues[1].start

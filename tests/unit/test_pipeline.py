@@ -109,7 +109,8 @@ def test_failed_turn_keeps_history(tmp_path, where):
     history.commit("earlier question", "earlier answer")
     before = history.as_pairs()
     tts = ToneTTS(fail_on="Second" if where == "tts" else None)
-    llm = ScriptedLLM(["First sentence here. ", "Second sentence. ", "Third."], fail_after=2 if where == "llm" else None)
+    llm = ScriptedLLM(["First sentence here. ", "Second sentence. ", "Third."],
+                      fail_after=2 if where == "llm" else None)
     pipe = Pipeline(Stages(llm=llm, tts=tts, thg=GreyTHG(tts.log)))
     events = run(pipe, history, tmp_path, text="new question")
     failures = [e for e in events if isinstance(e, StageFailed)]

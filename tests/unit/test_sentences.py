@@ -3,7 +3,8 @@ from app_modules.text import SentenceSplitter, split_sentences
 
 def test_english_and_chinese_punctuation():
     assert split_sentences("Hello there. How are you? Fine!") == ["Hello there.", "How are you?", "Fine!"]
-    assert split_sentences("你好，今天天气很好。我们去公园吧！好不好？") == ["你好，今天天气很好。", "我们去公园吧！", "好不好？"]
+    assert split_sentences("你好，今天天气很好。我们去公园吧！好不好？") == [
+        "你好，今天天气很好。", "我们去公园吧！", "好不好？"]
 
 
 def test_decimals_abbreviations_and_quotes_stay_whole():

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from TTS.text_norm import (is_chinese, normalize_chinese, normalize_english, normalize_text, split_sentences,
-                           strip_emoji, strip_markdown, zh_int, zh_number)
+from TTS.text_norm import (
+    is_chinese,
+    normalize_chinese,
+    normalize_english,
+    normalize_text,
+    split_sentences,
+    strip_emoji,
+    strip_markdown,
+    zh_int,
+    zh_number,
+)
 
 
 def test_markdown_is_reduced_to_what_is_said():
