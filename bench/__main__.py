@@ -1,4 +1,4 @@
-"""``python -m bench all`` runs every benchmark; ``python -m bench turn|tts|asr|thg [ARGS]`` runs one.
+"""``python -m bench all`` runs every benchmark; ``python -m bench turn|tts|asr|thg|realtime [ARGS]`` runs one.
 
 Each benchmark prints its own table; ``all`` also collects the turn results as JSON in
 ``bench/results/`` (gitignored) with the machine named."""
@@ -16,6 +16,7 @@ BENCHES = {
     "tts": ["-m", "bench.tts"],
     "asr": ["-m", "bench.asr"],
     "thg": ["bench/thg.py", "--thg", "lite"],
+    "realtime": ["-m", "bench.realtime"],
 }
 
 
