@@ -9,12 +9,20 @@ Per portrait (``prepare``): landmarks, the crop, 3DMM coefficients, and everythi
 depends on the source image only (canonical keypoints, source keypoints, the encoded feature volume).
 Per sentence (``render``): mel windows -> expression (audio2exp) and head pose (audio2pose, smoothed)
 -> MappingNet -> keypoints -> generator, in batches of frames.
+
+Reference videos (upstream's ``--ref_pose`` / ``--ref_eyeblink``): every frame is cropped with the box
+found in its first frame and run through the same landmarks + alignment + 3DMM path as the portrait;
+the coefficients are cached per file. ``ref_pose`` adds the video's head motion (each frame's pose minus
+its first frame's) to the predicted pose; ``ref_eyeblink`` feeds the video's 64 expression coefficients
+to audio2exp in place of the portrait's, with the blink ratio at zero. A video shorter than the speech
+is looped, a longer one cut, frame for frame (its frame rate is not looked at), as upstream does.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +42,7 @@ PREPROCESS = ("crop", "extcrop", "resize", "full")
 SIZES = (256, 512)
 SEMANTIC_RADIUS = 13  # MappingNet sees 27 frames of coefficients around each frame
 NUM_POSE_STYLES = 46
+RECON_BATCH = 8  # reference-video frames per face_3drecon call
 
 
 @dataclass
@@ -68,6 +77,10 @@ class SadTalkerTHG(THG):
         device: str = "auto"  # auto (CUDA when available), cpu, cuda, cuda:N
         fp16: bool = True  # half precision for the renderer on CUDA; ignored on CPU
         enhancer: str = "none"  # face enhancer on every frame: "none" or "gfpgan" (GFPGANv1.4.pth)
+        # a video whose head motion (relative to its first frame) is added to the predicted head pose
+        ref_pose: str = ""
+        # a video whose expression, frame by frame, drives audio2exp (its blinks in place of random ones)
+        ref_eyeblink: str = ""
 
     def __init__(self, options: Options | None = None, checkpoints: CheckpointManager | None = None):
         self.options = options or self.Options()
@@ -77,6 +90,7 @@ class SadTalkerTHG(THG):
         checkpoints = checkpoints or CheckpointManager()
         self._load(checkpoints)
         self._detector = None
+        self._references: dict[tuple, np.ndarray] = {}  # reference-video coefficients by file
         from THG.enhancer import maybe_enhancer
 
         self.enhancer = maybe_enhancer(self.options.enhancer, checkpoints, device=str(self.device),
@@ -105,39 +119,19 @@ class SadTalkerTHG(THG):
     def prepare(self, image: np.ndarray) -> Avatar:
         import cv2
 
-        from THG.sadtalker.face import (
-            LandmarkDetector,
-            align_for_recon,
-            crop_boxes,
-            feather_mask,
-        )
-        from THG.sadtalker.face_recon import split_coeffs
+        from THG.sadtalker.face import feather_mask
         from THG.sadtalker.mapping import keypoint_transformation
 
         image = _check_image(image)
-        if self._detector is None:
-            self._detector = LandmarkDetector()
-        h, w = image.shape[:2]
-        lm = self._detector(image)
+        lm = self._landmarks(image)
         if lm is None:  # resize mode would run without one, but it would animate noise
             raise BadInputError("no face found in the portrait: use a photo with one clearly visible, "
                                 "roughly frontal face")
-        face, wide = crop_boxes(lm, w, h)
-        box = {"resize": (0, 0, w, h), "extcrop": wide}.get(self.options.preprocess, face)
+        box = self._box(lm, image, "the portrait")
         x1, y1, x2, y2 = box
-        if x2 - x1 < 8 or y2 - y1 < 8:
-            raise BadInputError("the face in the portrait is too small to animate: use a larger photo")
         size = self.render_size
         source = cv2.resize(image[y1:y2, x1:x2], (size, size))
-
-        # 3DMM coefficients of the crop; upstream falls back to the mean face position without landmarks
-        lm_crop = self._detector(source)
-        aligned, trans = align_for_recon(source, lm_crop.five() if lm_crop is not None else None)
-        with torch.no_grad():
-            full = self.face_3drecon(_to_tensor(aligned, self.device))
-        parts = {k: v[0].cpu().numpy() for k, v in split_coeffs(full).items()}
-        coeffs = np.concatenate([parts["exp"], parts["angle"], parts["trans"], trans[2:]]).astype(np.float32)
-        coeffs = coeffs[:self.coeff_nc]
+        coeffs = self._recon_coeffs([source])[0][:self.coeff_nc]
 
         with torch.no_grad(), self._autocast():
             src = _to_tensor(source, self.device)
@@ -148,6 +142,97 @@ class SadTalkerTHG(THG):
         mask = feather_mask(x2 - x1, y2 - y1) if self.options.preprocess == "full" else None
         return Avatar(image=image, box=box, coeffs=coeffs, kp_canonical=kp_canonical, kp_source=kp_source,
                       feature=feature, mask=mask)
+
+    def _landmarks(self, rgb: np.ndarray):
+        from THG.sadtalker.face import LandmarkDetector
+
+        if self._detector is None:
+            self._detector = LandmarkDetector()
+        return self._detector(rgb)
+
+    def _box(self, lm, image: np.ndarray, what: str) -> tuple[int, int, int, int]:
+        """The crop of ``image`` for the preprocess mode, from its landmarks."""
+        from THG.sadtalker.face import crop_boxes
+
+        h, w = image.shape[:2]
+        face, wide = crop_boxes(lm, w, h)
+        box = {"resize": (0, 0, w, h), "extcrop": wide}.get(self.options.preprocess, face)
+        x1, y1, x2, y2 = box
+        if x2 - x1 < 8 or y2 - y1 < 8:
+            raise BadInputError(f"the face in {what} is too small to animate: use a larger picture")
+        return box
+
+    def _recon_coeffs(self, crops: Iterable[np.ndarray]) -> np.ndarray:
+        """(n, 73) coefficients of square RGB crops: expression 64, pose 6, and the alignment's scale
+        and shift, RECON_BATCH crops per face_3drecon call as they come. Upstream aligns each crop by its
+        own landmarks; where none are found it takes the previous crop's (a video), or the mean face
+        position when there is none before."""
+        from THG.sadtalker.face import align_for_recon
+
+        five = None
+        aligned, trans, out = [], [], []
+        for crop in crops:
+            lm = self._landmarks(crop)
+            five = lm.five() if lm is not None else five
+            img, t = align_for_recon(crop, five)
+            aligned.append(img)
+            trans.append(t[2:])
+            if len(aligned) == RECON_BATCH:
+                out.append(self._recon_batch(aligned))
+                aligned = []
+        if aligned:
+            out.append(self._recon_batch(aligned))
+        return np.concatenate([np.concatenate(out), np.stack(trans)], axis=1).astype(np.float32)
+
+    def _recon_batch(self, aligned: list[np.ndarray]) -> np.ndarray:
+        """face_3drecon on 224x224 aligned crops -> (n, 70) expression and pose."""
+        from THG.sadtalker.face_recon import split_coeffs
+
+        x = torch.from_numpy(np.stack(aligned).astype(np.float32) / 255.0).permute(0, 3, 1, 2).to(self.device)
+        with torch.no_grad():
+            parts = split_coeffs(self.face_3drecon(x))
+        return torch.cat([parts["exp"], parts["angle"], parts["trans"]], dim=1).float().cpu().numpy()
+
+    def reference_coefficients(self, path: str) -> np.ndarray:
+        """(frames, 73) coefficients of every frame of a reference video, as upstream's ``CropAndExtract``
+        on a video: the crop box of its first frame for all frames, then per frame landmarks, alignment
+        and face_3drecon. Cached per file (path, size and modification time)."""
+        try:
+            st = os.stat(path)
+        except OSError as e:
+            raise BadInputError(f"cannot read the reference video {path}: {e.strerror or e}") from e
+        key = (os.path.abspath(path), st.st_size, st.st_mtime_ns)
+        if key not in self._references:
+            self._references[key] = self._recon_coeffs(self._reference_crops(path))
+        return self._references[key]
+
+    def _reference_crops(self, path: str) -> Iterator[np.ndarray]:
+        """The video's frames cut to the box found in its first frame, at the render size, one by one."""
+        import cv2
+
+        cap = cv2.VideoCapture(path)
+        box = None
+        size = self.render_size
+        try:
+            while cap.isOpened():
+                ok, frame = cap.read()
+                if not ok:
+                    break
+                rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+                if box is None:
+                    lm = self._landmarks(rgb)
+                    if lm is None:
+                        raise BadInputError(f"no face found in the first frame of the reference video {path}: "
+                                            "use a video that starts with one clearly visible, roughly frontal face")
+                    box = self._box(lm, rgb, f"the reference video {path}")
+                x1, y1, x2, y2 = box
+                crop = rgb[y1:y2, x1:x2]  # a later frame of another size is cut to fit
+                yield cv2.resize(crop, (size, size)) if crop.size else np.zeros((size, size, 3), np.uint8)
+        finally:
+            cap.release()
+        if box is None:
+            raise BadInputError(f"cannot read the reference video {path}: OpenCV decodes no frames from it "
+                                "(not a video, damaged, or a codec this OpenCV build lacks)")
 
     # ---- per sentence -------------------------------------------------------------------------
     def render(self, avatar: Avatar, audio: Audio) -> Iterator[np.ndarray]:
@@ -175,22 +260,31 @@ class SadTalkerTHG(THG):
 
     def coefficients(self, avatar: Avatar, audio: Audio, frames: int) -> np.ndarray:
         """(frames, coeff_nc) driving coefficients: predicted expression and smoothed head pose,
-        scaled and overridden as the options say (upstream ``Audio2Coeff`` + ``get_facerender_data``)."""
+        scaled and overridden as the options say (upstream ``get_data`` + ``Audio2Coeff`` +
+        ``get_facerender_data``)."""
         from THG.sadtalker.audio2exp import predict_expression
         from THG.sadtalker.audio2pose import num_windows, smooth_pose
         from THG.sadtalker.mel import indiv_mels
 
         o = self.options
         mels = torch.from_numpy(indiv_mels(_resample_16k(audio), frames))[None, :, None].to(self.device)
-        ref = torch.from_numpy(np.repeat(avatar.coeffs[None, :70], frames, axis=0))[None].to(self.device)
-        rng = np.random.default_rng(o.seed)
-        ratio = torch.from_numpy(blink_ratio(frames, rng))[None].to(self.device)
+        ref = np.repeat(avatar.coeffs[None, :70], frames, axis=0)
+        if o.ref_eyeblink:  # upstream: the video's expression per frame in place of the portrait's, no random blinks
+            ref[:, :64] = _loop(self.reference_coefficients(o.ref_eyeblink)[:, :64], frames)
+            ratio = np.zeros((frames, 1), dtype=np.float32)
+        else:
+            ratio = blink_ratio(frames, np.random.default_rng(o.seed))
+        ref = torch.from_numpy(ref)[None].to(self.device)
+        ratio = torch.from_numpy(ratio)[None].to(self.device)
         gen = torch.Generator().manual_seed(o.seed)
         zs = [torch.randn(1, 64, generator=gen).to(self.device) for _ in range(num_windows(frames))]
         with torch.no_grad():
             exp = predict_expression(self.audio2exp, mels, ref, ratio)[0].cpu().numpy()
             motion = self.audio2pose(mels, ref, torch.tensor([o.pose_style], device=self.device), zs)
             pose = smooth_pose((ref[:, :1, 64:70] + motion).cpu().numpy())[0]
+        if o.ref_pose:  # upstream ``using_refpose``: the video's motion relative to its first frame, added
+            video = self.reference_coefficients(o.ref_pose)[:, 64:70]
+            pose = pose + (_loop(video, frames) - video[:1])
         coeffs = np.concatenate([exp * o.expression_scale, pose], axis=1).astype(np.float32)
         if self.coeff_nc > 70:  # the full-mode mapping also sees the (fixed) crop parameters
             coeffs = np.concatenate([coeffs, np.repeat(avatar.coeffs[None, 70:], frames, axis=0)], axis=1)
@@ -243,6 +337,11 @@ def blink_ratio(frames: int, rng: np.random.Generator) -> np.ndarray:
             return ratio
         ratio[frame_id + start:frame_id + start + 5, 0] = [0.5, 0.9, 1.0, 0.9, 0.5]
         frame_id += start + 5
+
+
+def _loop(rows: np.ndarray, frames: int) -> np.ndarray:
+    """The first ``frames`` rows of ``rows`` repeated end to end (upstream's tiling of reference videos)."""
+    return rows[np.arange(frames) % len(rows)]
 
 
 def _verify_options(o: SadTalkerTHG.Options) -> None:
