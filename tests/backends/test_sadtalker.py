@@ -240,3 +240,120 @@ def test_face_enhancer_sees_each_rendered_face_at_its_size(backend, avatar, monk
     frames = list(backend.render(avatar, audio))
     assert seen and all(s[1:] == (512, 512, 3) for s in seen) and sum(s[0] for s in seen) == len(frames) == 2
     assert all(f.mean() > 240 for f in frames)
+
+
+# ---- reference videos (upstream's --ref_pose / --ref_eyeblink) ------------------------------------
+REF_FRAMES = 5
+
+
+def _write_video(path, frames):
+    import cv2
+
+    h, w = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25, (w, h))
+    assert writer.isOpened(), "this OpenCV build cannot write mp4v"
+    for f in frames:
+        writer.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path
+
+
+@pytest.fixture(scope="module")
+def moving_video(portrait, tmp_path_factory):
+    """The portrait turning (3 degrees a frame) and sliding a little, REF_FRAMES frames of mp4v."""
+    import cv2
+
+    h, w = portrait.shape[:2]
+    frames = []
+    for i in range(REF_FRAMES):
+        m = cv2.getRotationMatrix2D((w / 2, h / 2), 3.0 * i, 1.0)
+        m[:, 2] += (4 * i, 2 * i)
+        frames.append(cv2.warpAffine(portrait, m, (w, h), borderMode=cv2.BORDER_REPLICATE))
+    return str(_write_video(tmp_path_factory.mktemp("ref") / "moving.mp4", frames))
+
+
+def _with_options(monkeypatch, backend, **changes):
+    import dataclasses
+
+    monkeypatch.setattr(backend, "options", dataclasses.replace(backend.options, **changes))
+
+
+def _speech(frames):
+    return Audio(np.random.default_rng(2).uniform(-0.3, 0.3, frames * 640).astype(np.float32), 16000)
+
+
+def test_reference_video_coefficients(backend, avatar, moving_video):
+    video = backend.reference_coefficients(moving_video)
+    assert video.shape == (REF_FRAMES, 73) and video.dtype == np.float32 and np.isfinite(video).all()
+    assert backend.reference_coefficients(moving_video) is video  # cached per file
+    # every frame is its own measurement: the head turns, so the poses differ from frame to frame
+    assert all(np.abs(video[i, 64:70] - video[i - 1, 64:70]).max() > 1e-4 for i in range(1, REF_FRAMES))
+    # the first frame is the portrait itself, through the same crop and 3DMM path as `prepare`
+    # (only the video codec in between)
+    assert np.abs(video[0, :70] - avatar.coeffs[:70]).max() < np.abs(video[-1, :70] - avatar.coeffs[:70]).max()
+
+
+@pytest.mark.parametrize("frames", [12, 3])  # longer than the video (looped), shorter (cut)
+def test_ref_pose_adds_the_videos_motion_to_the_predicted_pose(backend, avatar, moving_video, monkeypatch,
+                                                               frames):
+    audio = _speech(frames)
+    predicted = backend.coefficients(avatar, audio, frames)
+    _with_options(monkeypatch, backend, ref_pose=moving_video)
+    driven = backend.coefficients(avatar, audio, frames)
+    video = backend.reference_coefficients(moving_video)[:, 64:70]
+
+    # upstream using_refpose: pose[t] = predicted[t] + video[t mod n] - video[0]
+    looped = video[np.arange(frames) % REF_FRAMES]
+    np.testing.assert_allclose(driven[:, 64:70] - predicted[:, 64:70], looped - video[:1], atol=1e-5)
+    np.testing.assert_array_equal(driven[:, :64], predicted[:, :64])  # the expression is the audio's
+    assert np.abs(driven[:, 64:70] - predicted[:, 64:70]).max() > 1e-3
+    np.testing.assert_allclose(driven[::REF_FRAMES, 64:70], predicted[::REF_FRAMES, 64:70], atol=1e-6)
+
+    _with_options(monkeypatch, backend, ref_pose=moving_video, still=True)  # still keeps the portrait's pose
+    still = backend.coefficients(avatar, audio, frames)
+    np.testing.assert_array_equal(still[:, 64:70], np.repeat(avatar.coeffs[None, 64:70], frames, axis=0))
+
+
+def test_ref_eyeblink_feeds_the_videos_expression_without_random_blinks(backend, avatar, moving_video,
+                                                                        monkeypatch):
+    import THG.sadtalker.audio2exp as audio2exp
+
+    seen = []
+    real = audio2exp.predict_expression
+
+    def spy(net, mels, ref, ratio, *args, **kwargs):
+        seen.append((ref[0].cpu().numpy().copy(), ratio[0, :, 0].cpu().numpy().copy()))
+        return real(net, mels, ref, ratio, *args, **kwargs)
+
+    monkeypatch.setattr(audio2exp, "predict_expression", spy)
+    frames = 30  # long enough for a random blink (seed 0: frames 14-18)
+    audio = _speech(frames)
+    plain = backend.coefficients(avatar, audio, frames)
+    _with_options(monkeypatch, backend, ref_eyeblink=moving_video)
+    driven = backend.coefficients(avatar, audio, frames)
+    video = backend.reference_coefficients(moving_video)
+
+    (ref0, ratio0), (ref1, ratio1) = seen
+    assert ratio0.max() == 1.0 and not ratio1.any()  # the random blinks are gone
+    np.testing.assert_array_equal(ref0[:, :64], np.repeat(avatar.coeffs[None, :64], frames, axis=0))
+    np.testing.assert_array_equal(ref1[:, :64], video[np.arange(frames) % REF_FRAMES, :64])  # looped video
+    np.testing.assert_array_equal(ref1[:, 64:70], ref0[:, 64:70])  # the portrait's pose stays the reference
+    assert np.abs(driven[:, :64] - plain[:, :64]).max() > 1e-3
+    np.testing.assert_array_equal(driven[:, 64:70], plain[:, 64:70])  # the head pose is not touched
+
+
+def test_reference_video_without_a_face(backend, avatar, tmp_path, monkeypatch):
+    blank = _write_video(tmp_path / "blank.mp4", [np.full((120, 160, 3), v, np.uint8) for v in (100, 120, 140)])
+    _with_options(monkeypatch, backend, ref_pose=str(blank))
+    with pytest.raises(BadInputError, match=f"no face found in the first frame of the reference video .*{blank.name}"):
+        backend.coefficients(avatar, _speech(3), 3)
+
+
+@pytest.mark.parametrize("what", ["garbage", "missing"])
+def test_unreadable_reference_video(backend, avatar, tmp_path, monkeypatch, what):
+    path = tmp_path / "clip.mp4"
+    if what == "garbage":
+        path.write_text("not a video")
+    _with_options(monkeypatch, backend, ref_eyeblink=str(path))
+    with pytest.raises(BadInputError, match="cannot read the reference video .*clip.mp4"):
+        backend.coefficients(avatar, _speech(3), 3)
