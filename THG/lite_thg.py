@@ -137,8 +137,10 @@ def _build_avatar(img: np.ndarray, lm: np.ndarray, open_scale: float) -> LiteAva
     # horizontally: flat across the mouth, fading out at the jaw line
     dx = np.abs(gx - centre[0]) / (0.5 * mouth_w)
     wx = np.exp(-np.maximum(dx - 1.0, 0.0) ** 2 / 0.6)
-    # vertically: zero above the mouth line, one from the lower lip to the chin, fading on the neck
-    ramp_top = np.clip((gy - mouth_y) / 3.0, 0.0, 1.0)
+    # vertically: zero above the mouth line, one from the lower lip to the chin, fading on the neck.
+    # Beyond the mouth corners the ramp widens, so the cheeks stretch instead of tearing along a line.
+    outside = np.maximum(dx - 1.0, 0.0) * 0.5 * mouth_w
+    ramp_top = np.clip((gy - mouth_y) / (3.0 + 1.5 * outside), 0.0, 1.0)
     below_chin = np.maximum(gy - chin_y, 0.0) / max(0.5 * (chin_y - mouth_y) + max_open, 1.0)
     wy = ramp_top * np.exp(-below_chin**2 * 2.0)
     weight = (wx * wy).astype(np.float32)
@@ -166,13 +168,16 @@ def _paint_mouth(crop: np.ndarray, avatar: LiteAvatar, drop: float) -> None:
         return
     mask = cv2.GaussianBlur(mask, (5, 5), 0).astype(np.float32)[..., None] / 255.0
     interior = np.empty_like(crop)
-    interior[:] = (45, 16, 18)
-    # a thin band of teeth under the upper lip once the mouth is open enough to show them
-    if drop > 10:
+    interior[:] = (58, 20, 22)
+    # the upper teeth show under the upper lip once the mouth is open enough, softly edged and a
+    # little darker towards the corners, where the mouth is in shadow
+    if drop > 8:
         teeth = np.zeros(crop.shape[:2], np.uint8)
         shifted = avatar.upper.copy()
-        shifted[:, 1] += min(drop * 0.15, 4)
+        span = np.abs(shifted[:, 0] - shifted[:, 0].mean()) / (np.ptp(shifted[:, 0]) / 2 + 1e-6)
+        shifted[:, 1] += min(drop * 0.22, 9) * np.clip(1.0 - span**2, 0.2, 1.0)
         cv2.fillPoly(teeth, [np.concatenate([avatar.upper, shifted[::-1]]).astype(np.int32)], 255)
-        interior[teeth > 0] = (225, 220, 210)
+        t = cv2.GaussianBlur(teeth, (3, 3), 0).astype(np.float32)[..., None] / 255.0 * 0.85
+        interior = (interior * (1 - t) + np.array((200, 192, 180), np.float32) * t).astype(np.uint8)
     np.copyto(crop, (crop * (1 - mask) + interior * mask).astype(np.uint8))
 
