@@ -144,6 +144,7 @@ def _write_seeded_gptsovits(shared: Path, root: Path) -> None:
 
     torch.manual_seed(0)
     transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()  # also quiets the backend's loading of these folders
     transformers.HubertModel(transformers.HubertConfig()).save_pretrained(root / "hubert")  # chinese-hubert-base
     # chinese-roberta-wwm-ext-large's shape; the backend needs one token per Chinese character, which
     # BERT's tokenizer gives for any character ([UNK] for those outside this small vocabulary)
