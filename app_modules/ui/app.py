@@ -1,4 +1,5 @@
-"""The Gradio app: five tabs over one shared ``Runtime`` and a ``Session`` per browser tab."""
+"""The Gradio app: tabs over one shared ``Runtime`` (default settings, loaded backends) and a ``Session``
+per browser tab (its conversations, files and own settings)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ def build_demo(settings: Settings, runtime: Runtime | None = None) -> gr.Blocks:
     # gradio's own cache (copies of the videos it serves) is emptied of files older than an hour
     with gr.Blocks(title="Talker", delete_cache=(1800, 3600)) as demo:
         gr.Markdown("# Talker\nA portrait that answers you, lip-synced. Type or speak a question.")
-        # the session's histories and folder; removed by the delete callback when the state expires
+        # the session's histories, folder and settings; removed by the delete callback when the state expires
         state = gr.State(None, delete_callback=close_session)
         with gr.Tabs():
             with gr.Tab("Avatar chat", id="builtin"):
@@ -31,7 +32,7 @@ def build_demo(settings: Settings, runtime: Runtime | None = None) -> gr.Blocks:
                 clone_tab(runtime, state)
             realtime_tab(runtime)
             with gr.Tab("Settings", id="settings"):
-                settings_tab(runtime)
+                settings_tab(runtime, state)
 
         def on_unload(request: gr.Request):
             # the tab was closed: its files go now, not when the state expires

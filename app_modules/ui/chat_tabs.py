@@ -85,13 +85,13 @@ def build_panel(key: str) -> Panel:
 
 def wire(panel: Panel, runtime: Runtime, state: gr.State, key: str, extra: list[gr.components.Component],
          turn_args: Callable[..., dict[str, Any]]) -> None:
-    """Connect a panel: ``turn_args(*extra values)`` gives run_turn's image / persona / voice."""
+    """Connect a panel: ``turn_args(session settings, *extra values)`` gives run_turn's image / persona / voice."""
 
     def respond(request: gr.Request, session, text, audio, *values):  # gr.Request first: *values follows
         session = ensure_session(runtime, session, request)
         shown_sentence = shown_final = None
         first = True
-        for v in run_turn(runtime, session, key, text=text, audio=audio, **turn_args(*values)):
+        for v in run_turn(runtime, session, key, text=text, audio=audio, **turn_args(session.settings, *values)):
             sentence = v.sentence_video if v.sentence_video != shown_sentence else gr.skip()
             final = final_video(v.final_video) if v.final_video != shown_final else gr.skip()
             if first:  # a new question: take the previous answer's videos off the screen
@@ -136,8 +136,8 @@ def builtin_tab(runtime: Runtime, state: gr.State) -> None:
     avatar.change(lambda name: str(BUILTIN_AVATARS[name]), avatar, preview, api_name=False, concurrency_limit=None)
     panel = build_panel("builtin")
     wire(panel, runtime, state, "builtin", [avatar, role],
-         lambda name, r: {"image": BUILTIN_AVATARS.get(name, next(iter(BUILTIN_AVATARS.values()))),
-                          "tts_options": voices.role_tts_options(runtime.settings, r) or None})
+         lambda settings, name, r: {"image": BUILTIN_AVATARS.get(name, next(iter(BUILTIN_AVATARS.values()))),
+                                    "tts_options": voices.role_tts_options(settings, r) or None})
 
 
 def photo_tab(runtime: Runtime, state: gr.State) -> None:
@@ -145,7 +145,7 @@ def photo_tab(runtime: Runtime, state: gr.State) -> None:
     photo = gr.Image(sources=["upload", "webcam"], type="numpy", image_mode="RGB", label="Portrait",
                      height=260, elem_id="photo-image")
     panel = build_panel("photo")
-    wire(panel, runtime, state, "photo", [photo], lambda img: {"image": img})
+    wire(panel, runtime, state, "photo", [photo], lambda _settings, img: {"image": img})
 
 
 def conversation_tab(runtime: Runtime, state: gr.State) -> None:
@@ -159,7 +159,7 @@ def conversation_tab(runtime: Runtime, state: gr.State) -> None:
                          elem_id="conversation-image")
     panel = build_panel("conversation")
     wire(panel, runtime, state, "conversation", [photo, persona],
-         lambda img, p: {"image": img, "persona": p or ""})
+         lambda _settings, img, p: {"image": img, "persona": p or ""})
 
 
 def clone_tab(runtime: Runtime, state: gr.State) -> None:
@@ -180,7 +180,7 @@ def clone_tab(runtime: Runtime, state: gr.State) -> None:
         _add_voice_form(runtime, voice)
     panel = build_panel("clone")
 
-    def args(img, name):
+    def args(_settings, img, name):
         if problem or not name:
             return {"image": img}
         return {"image": img, "tts": voices.CLONE_TTS, "tts_options": {"voice": name}}

@@ -1,14 +1,24 @@
-"""What one process shares between all sessions: the settings and the loaded backends.
+"""What one process shares between all sessions: the default settings and the loaded backends.
 
-Backends are heavy (model weights), so each is built once, on first use, and shared by every session
-and tab; a turn keeps its own state in its ``ChatHistory`` and working folder. Changing a backend in
-the settings tab swaps the settings and drops the cached instances, so the next turn loads anew.
+Backends are heavy (model weights), so each is built once, on first use, and shared by every
+session that asks for the same one: the cache is keyed by (stage, name, options), so two sessions
+with the same choice get the same instance and nothing loads twice. Which backends a turn uses is
+the session's business: each ``Session`` holds its own ``Settings`` (a copy of the defaults that its
+settings tab may change), and passes them to ``pipeline``. The defaults themselves only come from
+the settings file and the command line.
+
+Memory stays bounded: when more than ``max_per_stage`` backends of one stage are loaded, the ones
+used least recently are dropped from the cache (a turn still running on one keeps it alive until it
+ends; the next turn that wants it loads it again).
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 import threading
+from collections import OrderedDict
 from typing import Any
 
 from app_modules import registry
@@ -16,53 +26,86 @@ from app_modules.checkpoints import CheckpointManager
 from app_modules.config import Settings
 from app_modules.pipeline import Pipeline, Stages
 
+BackendKey = tuple[str, str, str]  # (stage, name, options as sorted JSON)
+
 
 class Runtime:
-    """Settings plus a cache of backend instances keyed by (stage, name, options)."""
+    """The process's default settings plus a bounded cache of backend instances."""
 
-    def __init__(self, settings: Settings, checkpoints: CheckpointManager | None = None):
+    def __init__(self, settings: Settings, checkpoints: CheckpointManager | None = None, max_per_stage: int = 4):
         self._settings = settings
         self.checkpoints = checkpoints or CheckpointManager()
+        self.max_per_stage = max(1, max_per_stage)
         self._lock = threading.RLock()
-        self._backends: dict[tuple[str, str, str], Any] = {}
-        self._pipelines: dict[tuple, Pipeline] = {}
-        self.generation = 0  # bumped on every settings change, so a UI can tell it is stale
+        # least recently used first
+        self._backends: OrderedDict[BackendKey, Any] = OrderedDict()
+        self._pipelines: OrderedDict[tuple, Pipeline] = OrderedDict()
 
     @property
     def settings(self) -> Settings:
+        """The process-wide defaults (settings file and command line). Never changed by a page."""
         return self._settings
 
-    def replace_settings(self, settings: Settings) -> None:
-        """New settings for every later turn; turns already running finish on the old backends."""
-        with self._lock:
-            self._settings = settings
-            self._backends.clear()
-            self._pipelines.clear()
-            self.generation += 1
+    def session_settings(self) -> Settings:
+        """A new session's own settings: a copy of the defaults it may change without touching others."""
+        return copy.deepcopy(self._settings)
 
-    def backend(self, stage: str, name: str | None = None, extra_options: dict[str, Any] | None = None) -> Any:
-        s = self._settings
+    def backend_key(self, stage: str, name: str | None = None, extra_options: dict[str, Any] | None = None,
+                    settings: Settings | None = None) -> BackendKey:
+        s = settings or self._settings
         name = name or s.backend(stage)
         options = {**s.options_for(name), **(extra_options or {})}
-        key = (stage, name, json.dumps(options, sort_keys=True, default=str))
+        return (stage, name, json.dumps(options, sort_keys=True, default=str))
+
+    def backend(self, stage: str, name: str | None = None, extra_options: dict[str, Any] | None = None,
+                settings: Settings | None = None) -> Any:
+        """The shared instance for ``stage`` as ``settings`` (default: the process's) configure it."""
+        key = self.backend_key(stage, name, extra_options, settings)
         # one lock for all loads: two sessions asking at once must not load the same weights twice
         with self._lock:
-            if key not in self._backends:
-                self._backends[key] = registry.create(stage, name, options, self.checkpoints)
-            return self._backends[key]
+            if key in self._backends:
+                self._backends.move_to_end(key)
+                return self._backends[key]
+            instance = registry.create(stage, key[1], json.loads(key[2]), self.checkpoints)
+            self._backends[key] = instance
+            self._evict(stage)
+            return instance
 
-    def pipeline(self, *, need_asr: bool = False, need_video: bool = True, llm: str | None = None,
-                 tts: str | None = None, tts_options: dict[str, Any] | None = None) -> Pipeline:
-        """A pipeline over shared backends. Raises ``TalkerError`` when a backend cannot load."""
+    def _evict(self, stage: str) -> None:
+        keys = [k for k in self._backends if k[0] == stage]  # least recently used first
+        for key in keys[:max(0, len(keys) - self.max_per_stage)]:
+            del self._backends[key]
+            for pkey in [p for p in self._pipelines if key in p[0]]:
+                del self._pipelines[pkey]
+
+    def loaded(self, stage: str | None = None) -> list[BackendKey]:
+        """The cached backends' keys (of one stage, or all), least recently used first."""
         with self._lock:
-            stages = Stages(
-                llm=self.backend("llm", llm),
-                tts=self.backend("tts", tts, tts_options),
-                thg=self.backend("thg") if need_video else None,
-                asr=self.backend("asr") if need_asr else None,
-            )
-            # the pipeline caches prepared avatars, so keep one per set of backends
-            key = tuple(id(x) for x in (stages.llm, stages.tts, stages.thg, stages.asr))
-            if key not in self._pipelines:
-                self._pipelines[key] = Pipeline(stages, self._settings.pipeline)
-            return self._pipelines[key]
+            return [k for k in self._backends if stage is None or k[0] == stage]
+
+    def pipeline(self, *, settings: Settings | None = None, need_asr: bool = False, need_video: bool = True,
+                 llm: str | None = None, tts: str | None = None,
+                 tts_options: dict[str, Any] | None = None) -> Pipeline:
+        """A pipeline over shared backends, as ``settings`` (a session's; default: the process's) choose.
+
+        Raises ``TalkerError`` when a backend cannot load."""
+        s = settings or self._settings
+        with self._lock:
+            wanted = [("llm", llm, None), ("tts", tts, tts_options)]
+            if need_video:
+                wanted.append(("thg", None, None))
+            if need_asr:
+                wanted.append(("asr", None, None))
+            instances = {stage: self.backend(stage, name, opts, s) for stage, name, opts in wanted}
+            keys = tuple(self.backend_key(stage, name, opts, s) for stage, name, opts in wanted)
+            stages = Stages(llm=instances["llm"], tts=instances["tts"], thg=instances.get("thg"),
+                            asr=instances.get("asr"))
+            # the pipeline caches prepared avatars, so keep one per set of backends and pipeline settings
+            pkey = (keys, json.dumps(dataclasses.asdict(s.pipeline), sort_keys=True, default=str))
+            if pkey in self._pipelines:
+                self._pipelines.move_to_end(pkey)
+            else:
+                self._pipelines[pkey] = Pipeline(stages, copy.deepcopy(s.pipeline))
+                while len(self._pipelines) > 2 * self.max_per_stage:
+                    self._pipelines.popitem(last=False)
+            return self._pipelines[pkey]

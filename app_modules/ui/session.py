@@ -1,11 +1,14 @@
-"""One browser session: its conversations and its own folder of generated files.
+"""One browser session: its conversations, its own folder of generated files and its own settings.
 
 Nothing here is global: the UI keeps a ``Session`` in ``gr.State`` (one per browser tab), and the
-folder is removed when the session ends, so one visitor's answers are never served to another.
+folder is removed when the session ends, so one visitor's answers are never served to another. The
+session's ``settings`` start as a copy of the process's defaults; its settings tab changes them for
+this session only (the backends themselves are shared through ``Runtime``'s cache).
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 import shutil
@@ -32,18 +35,22 @@ def session_prefix(session_hash: str | None) -> str:
 
 @dataclass
 class Session:
-    """A visitor's histories (one per tab, so each avatar keeps its own conversation) and files."""
+    """A visitor's histories (one per tab, so each avatar keeps its own conversation), files and settings."""
 
     workdir: Path
+    # this session's backends and options; replaced as a whole (never edited in place) by the settings
+    # tab, so a turn that already started keeps the settings it started with
+    settings: Settings = field(default_factory=Settings)
     histories: dict[str, ChatHistory] = field(default_factory=dict)
 
     @classmethod
     def create(cls, settings: Settings, session_hash: str | None = None) -> Session:
+        """A new session in ``settings``' work folder, with its own copy of ``settings``."""
         root = work_root(settings)
         root.mkdir(parents=True, exist_ok=True)
         workdir = root / f"{session_prefix(session_hash)}{uuid.uuid4().hex[:8]}"
         workdir.mkdir(mode=0o700)
-        return cls(workdir)
+        return cls(workdir, copy.deepcopy(settings))
 
     def history(self, key: str, persona: str | None = None) -> ChatHistory:
         h = self.histories.setdefault(key, ChatHistory(persona or ""))

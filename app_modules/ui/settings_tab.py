@@ -1,7 +1,11 @@
 """The settings tab: which backend runs each stage, each backend's options, and the model manager.
 
-The backends are shared by the whole process, so a change here applies to every visitor's next turn.
-Only backends that can run here are offered; the others are listed with the reason and the fix.
+A change here applies to this browser session's next turn only: it replaces the session's own
+``Settings`` (a copy of the process's defaults), never the defaults, which only the settings file and
+the command line set. Sessions that choose the same backend with the same options share one loaded
+instance (``Runtime``'s cache). Server settings (host, port, concurrency, upload limit, API token)
+are the process's and are not offered here. Only backends that can run here are offered; the others
+are listed with the reason and the fix.
 """
 
 from __future__ import annotations
@@ -13,8 +17,11 @@ import gradio as gr
 import yaml
 
 from app_modules import config, registry
+from app_modules.config import Settings
 from app_modules.errors import TalkerError
+from app_modules.ui.chat_tabs import ensure_session
 from app_modules.ui.runtime import Runtime
+from app_modules.ui.session import Session
 
 
 def available(runtime: Runtime, stage: str) -> list[str]:
@@ -31,8 +38,9 @@ def unavailable_table(runtime: Runtime) -> list[list[str]]:
     return rows
 
 
-def options_yaml(runtime: Runtime, stage: str, name: str | None) -> str:
-    """The backend's options: its defaults overlaid with the current settings, as editable YAML."""
+def options_yaml(runtime: Runtime, stage: str, name: str | None, settings: Settings | None = None) -> str:
+    """The backend's options: its defaults overlaid with ``settings`` (a session's; default: the
+    process's), as editable YAML."""
     if not name:
         return ""
     values = {}
@@ -43,7 +51,7 @@ def options_yaml(runtime: Runtime, stage: str, name: str | None) -> str:
             values = {f.name: _default(f) for f in dataclasses.fields(opt_cls)}
     except TalkerError as e:
         return f"# {e}\n"
-    values.update(runtime.settings.options_for(name))
+    values.update((settings or runtime.settings).options_for(name))
     return yaml.safe_dump(values, sort_keys=False, allow_unicode=True) if values else "# no options\n"
 
 
@@ -55,10 +63,13 @@ def _default(f: dataclasses.Field):
     return None
 
 
-def apply(runtime: Runtime, choices: dict[str, str], option_texts: dict[str, str], subtitles: str) -> str:
-    """Validate the new settings fully (every chosen backend's options) before swapping them in."""
-    s = copy.deepcopy(runtime.settings)
-    raw = {"pipeline": dataclasses.asdict(s.pipeline), "server": dataclasses.asdict(s.server),
+def apply(runtime: Runtime, session: Session, choices: dict[str, str], option_texts: dict[str, str],
+          subtitles: str) -> str:
+    """Validate the new settings fully (every chosen backend's options) before they replace the
+    session's own; other sessions and the process's defaults are untouched."""
+    s = copy.deepcopy(session.settings)
+    # the server section is the process's, whatever the session holds
+    raw = {"pipeline": dataclasses.asdict(s.pipeline), "server": dataclasses.asdict(runtime.settings.server),
            "options": copy.deepcopy(s.options)}
     raw["pipeline"]["subtitles"] = subtitles
     for stage in registry.STAGES:
@@ -77,9 +88,9 @@ def apply(runtime: Runtime, choices: dict[str, str], option_texts: dict[str, str
         registry.build_options(cls, opts)  # unknown or mistyped options are named now, not at the next turn
         raw["options"][name] = opts
     new = config.from_dict(raw)
-    runtime.replace_settings(new)
-    return ("Saved. The backends " + ", ".join(f"{st}={new.backend(st)}" for st in registry.STAGES)
-            + " load on the next turn.")
+    session.settings = new  # swapped whole: a turn already running keeps the settings it started with
+    return ("Saved for this session. The backends " + ", ".join(f"{st}={new.backend(st)}" for st in registry.STAGES)
+            + " are used from the next turn.")
 
 
 def checkpoint_rows(runtime: Runtime) -> list[list]:
@@ -87,9 +98,9 @@ def checkpoint_rows(runtime: Runtime) -> list[list]:
              "✅ present" if ok else "missing"] for f, ok in runtime.checkpoints.status()]
 
 
-def settings_tab(runtime: Runtime) -> None:
-    gr.Markdown("Backends per stage. Changes apply to **every visitor** of this server from their next turn. "
-                "Only backends that can run on this machine are offered.")
+def settings_tab(runtime: Runtime, state: gr.State) -> None:
+    gr.Markdown("Backends per stage. Changes apply to **this browser session only**, from its next turn; "
+                "other visitors keep their own. Only backends that can run on this machine are offered.")
     dropdowns: dict[str, gr.Dropdown] = {}
     codes: dict[str, gr.Code] = {}
     for stage in registry.STAGES:
@@ -101,8 +112,10 @@ def settings_tab(runtime: Runtime) -> None:
             codes[stage] = gr.Code(options_yaml(runtime, stage, current if current in names else None),
                                    language="yaml", label=f"{stage.upper()} options", scale=2,
                                    elem_id=f"settings-{stage}-options")
-        dropdowns[stage].change(lambda name, st=stage: options_yaml(runtime, st, name), dropdowns[stage],
-                                codes[stage], api_name=False, concurrency_limit=None)
+        dropdowns[stage].change(
+            lambda name, session, st=stage: options_yaml(
+                runtime, st, name, session.settings if isinstance(session, Session) else None),
+            [dropdowns[stage], state], codes[stage], api_name=False, concurrency_limit=None)
     subtitles = gr.Radio(["srt", "burn"], value=runtime.settings.pipeline.subtitles,
                          label="Subtitles: a separate track (srt) or drawn into the video (burn)")
     save = gr.Button("Apply settings", variant="primary", elem_id="settings-apply")
@@ -111,17 +124,18 @@ def settings_tab(runtime: Runtime) -> None:
         gr.Dataframe(unavailable_table(runtime), headers=["stage", "backend", "why not / how to fix"],
                      interactive=False, wrap=True)
 
-    def on_save(*values):
+    def on_save(request: gr.Request, session, *values):  # gr.Request first: *values follows
+        session = ensure_session(runtime, session, request)
         n = len(registry.STAGES)
         choices = dict(zip(registry.STAGES, values[:n], strict=True))
         texts = dict(zip(registry.STAGES, values[n:2 * n], strict=True))
         try:
-            return apply(runtime, choices, texts, values[-1])
+            return session, apply(runtime, session, choices, texts, values[-1])
         except TalkerError as e:
-            return f"⚠️ Not saved: {e}"
+            return session, f"⚠️ Not saved: {e}"
 
-    save.click(on_save, [*dropdowns.values(), *codes.values(), subtitles], result, api_name="apply_settings",
-               concurrency_limit=None)
+    save.click(on_save, [state, *dropdowns.values(), *codes.values(), subtitles], [state, result],
+               api_name="apply_settings", concurrency_limit=None)
 
     gr.Markdown("### Model manager")
     table = gr.Dataframe(checkpoint_rows(runtime), headers=["backend", "file", "MB", "kind", "status"],

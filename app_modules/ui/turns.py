@@ -93,7 +93,9 @@ def run_turn(runtime: Runtime, session: Session, key: str, *, text: str | None =
             raise BadInputError("nothing to answer: type a question or record one with the microphone")
         face = portrait(image)
         yield View(base + [{"role": "user", "content": typed or "🎤 …"}], status="Loading models…")
-        pipe = runtime.pipeline(need_asr=heard is not None, need_video=True, tts=tts, tts_options=tts_options)
+        # the session's own backends and options, shared with every session that chose the same
+        pipe = runtime.pipeline(settings=session.settings, need_asr=heard is not None, need_video=True, tts=tts,
+                                tts_options=tts_options)
     except TalkerError as e:
         stage = "input" if isinstance(e, BadInputError) else getattr(e, "stage", "setup")
         yield _failed(base, shown_user, stage, str(e))
