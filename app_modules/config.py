@@ -6,16 +6,19 @@
     thg: lite
     pipeline: {subtitles: srt, system_prompt: "..."}
     server: {host: 127.0.0.1, port: 7860}
+    realtime: {end_silence_ms: 640, turn_url: "turn:turn.example.org:3478"}
     options:                   # per backend, checked against the backend's Options dataclass
       openai: {base_url: "http://127.0.0.1:11434/v1", model: qwen2.5}
       espeak: {voice: en-us}
 
-Overrides: ``tts=piper``, ``pipeline.subtitles=burn``, ``openai.model=gpt-4o-mini``.
+Overrides: ``tts=piper``, ``pipeline.subtitles=burn``, ``openai.model=gpt-4o-mini``, ``realtime.onset_ms=128``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +59,39 @@ class ServerSettings:
 
 
 @dataclass
+class RealtimeSettings:
+    """The Real-time tab: its TURN server and when a spoken turn starts and ends.
+
+    The turn-taking fields are ``app_modules.realtime.turn_vad.TurnOptions``' of the same names (and
+    defaults); the TURN fields go to both the browser and the server side of the WebRTC connection.
+    """
+
+    # a TURN (or STUN) server for connections across NAT, e.g. "turn:turn.example.org:3478"; empty: direct only.
+    # TALKER_TURN_URL, TALKER_TURN_USERNAME and TALKER_TURN_CREDENTIAL, where set, take precedence over these
+    # three, so the credential can stay out of the file
+    turn_url: str = ""
+    turn_username: str = ""
+    turn_credential: str = ""
+    # the pause (ms) that ends the user's turn; shorter pauses (between words, a breath) keep it going
+    end_silence_ms: int = 640
+    # an utterance with less speech (ms) than this in total (a knock, "hm") is dropped, not answered
+    min_utterance_ms: int = 250
+    # speech must last this long (ms) before it counts; also the barge-in delay: keep it well under 300
+    onset_ms: int = 96
+
+    def turn_server(self, env: Mapping[str, str] | None = None) -> tuple[str, str, str]:
+        """(url, username, credential): each from its environment variable where set, else from here."""
+        env = os.environ if env is None else env
+        return tuple(  # type: ignore[return-value]
+            (env.get(var) or "").strip() or value
+            for var, value in (("TALKER_TURN_URL", self.turn_url), ("TALKER_TURN_USERNAME", self.turn_username),
+                               ("TALKER_TURN_CREDENTIAL", self.turn_credential)))
+
+
+TURN_URL_SCHEMES = ("turn:", "turns:", "stun:")
+
+
+@dataclass
 class Settings:
     asr: str = "faster-whisper"
     llm: str = "openai"
@@ -63,6 +99,7 @@ class Settings:
     thg: str = "lite"
     pipeline: PipelineSettings = field(default_factory=PipelineSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
+    realtime: RealtimeSettings = field(default_factory=RealtimeSettings)
     # backend name -> options for that backend's Options dataclass
     options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -95,7 +132,7 @@ def _apply_override(raw: dict[str, Any], item: str) -> None:
         raise TalkerError(f"override {item!r} must look like key=value (e.g. tts=piper, openai.model=qwen2.5)")
     parts = key.strip().split(".")
     parsed = yaml.safe_load(value) if value.strip() else ""
-    if len(parts) == 1 or parts[0] in STAGES or parts[0] in ("pipeline", "server"):
+    if len(parts) == 1 or parts[0] in STAGES or parts[0] in ("pipeline", "server", "realtime"):
         target = raw
     else:  # a backend's option: openai.model=...
         target = raw.setdefault("options", {})
@@ -110,8 +147,9 @@ def from_dict(raw: dict[str, Any]) -> Settings:
     if unknown:
         raise TalkerError(f"unknown setting(s) {unknown}; valid settings = {sorted(known)}")
     s = Settings(
-        pipeline=_section(PipelineSettings, raw.get("pipeline") or {}, "pipeline"),
-        server=_section(ServerSettings, raw.get("server") or {}, "server"),
+        pipeline=_section(PipelineSettings, _mapping(raw.get("pipeline"), "pipeline"), "pipeline"),
+        server=_section(ServerSettings, _mapping(raw.get("server"), "server"), "server"),
+        realtime=_section(RealtimeSettings, _mapping(raw.get("realtime"), "realtime"), "realtime"),
         options={str(k): _mapping(v, f"options.{k}") for k, v in (raw.get("options") or {}).items()},
     )
     for stage in STAGES:
@@ -122,14 +160,26 @@ def from_dict(raw: dict[str, Any]) -> Settings:
                               f"available {stage} backends = {', '.join(names(stage))}")
     if s.pipeline.subtitles not in ("srt", "burn"):
         raise TalkerError(f"pipeline.subtitles must be 'srt' or 'burn', got {s.pipeline.subtitles!r}")
+    _check_realtime(s.realtime)
     return s
+
+
+def _check_realtime(rt: RealtimeSettings) -> None:
+    if rt.turn_url and not rt.turn_url.startswith(TURN_URL_SCHEMES):
+        raise TalkerError(f"realtime.turn_url must start with {', '.join(TURN_URL_SCHEMES)} "
+                          f"(e.g. turn:turn.example.org:3478), got {rt.turn_url!r}")
+    for name in ("end_silence_ms", "onset_ms"):
+        if getattr(rt, name) <= 0:
+            raise TalkerError(f"realtime.{name} must be a positive number of milliseconds, got {getattr(rt, name)!r}")
+    if rt.min_utterance_ms < 0:
+        raise TalkerError(f"realtime.min_utterance_ms must be 0 or more milliseconds, got {rt.min_utterance_ms!r}")
 
 
 def _mapping(v: Any, label: str) -> dict[str, Any]:
     if v is None:
         return {}
     if not isinstance(v, dict):
-        raise TalkerError(f"{label} must be a mapping of option names to values, got {v!r}")
+        raise TalkerError(f"{label} must be a mapping of names to values, got {v!r}")
     return dict(v)
 
 
@@ -141,7 +191,11 @@ def _section(cls: type, raw: dict[str, Any], label: str) -> Any:
     values = {}
     for k, v in raw.items():
         want = fields[k].type
-        if want == "int" and not isinstance(v, int):
+        if want == "int" and (not isinstance(v, int) or isinstance(v, bool)):
             raise TalkerError(f"{label}.{k} must be an integer, got {v!r}")
-        values[k] = v
+        if want == "str" and v is not None and not isinstance(v, str):
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise TalkerError(f"{label}.{k} must be text, got {v!r}")
+            v = str(v)  # e.g. a numeric token or password read as a number
+        values[k] = "" if want == "str" and v is None else v
     return cls(**values)

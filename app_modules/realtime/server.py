@@ -8,7 +8,9 @@ JSON. The whole offer is answered at once (no trickle ICE), which keeps the clie
 
 TURN. On a LAN or on one machine the peers reach each other directly and no ICE server is needed
 (and none is used: no request leaves the machine). Across the internet, behind NAT, give a TURN
-server to both sides, here through the environment:
+server to both sides, in the settings file's ``realtime`` section (``turn_url``, ``turn_username``,
+``turn_credential``) or through the environment, which takes precedence field by field (so the
+credential can stay out of the file):
 
     TALKER_TURN_URL=turn:turn.example.org:3478?transport=udp
     TALKER_TURN_USERNAME=talker
@@ -32,6 +34,7 @@ from typing import Any
 from aiohttp import web
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 
+from app_modules.config import TURN_URL_SCHEMES, RealtimeSettings
 from app_modules.realtime.engine import ConversationEngine
 from app_modules.realtime.webrtc import EngineAudioTrack, EngineVideoTrack, feed_microphone
 
@@ -40,16 +43,18 @@ log = logging.getLogger(__name__)
 EngineFactory = Callable[[Callable[[dict[str, Any]], None]], ConversationEngine]
 
 
-def ice_servers_from_env(env: dict[str, str] | None = None) -> list[RTCIceServer]:
-    """The TURN server named by ``TALKER_TURN_URL`` (with username and credential), or none."""
+def ice_servers_from_env(env: dict[str, str] | None = None,
+                         settings: RealtimeSettings | None = None) -> list[RTCIceServer]:
+    """The TURN server of the settings' ``realtime`` section, each field overridden by its
+    ``TALKER_TURN_URL`` / ``TALKER_TURN_USERNAME`` / ``TALKER_TURN_CREDENTIAL`` where set; or none."""
     env = os.environ if env is None else env
-    url = env.get("TALKER_TURN_URL", "").strip()
+    url, username, credential = (settings or RealtimeSettings()).turn_server(env)
     if not url:
         return []
-    if not url.startswith(("turn:", "turns:", "stun:")):
-        raise ValueError(f"TALKER_TURN_URL must start with turn:, turns: or stun:, got {url!r}")
-    return [RTCIceServer(urls=[url], username=env.get("TALKER_TURN_USERNAME") or None,
-                         credential=env.get("TALKER_TURN_CREDENTIAL") or None)]
+    if not url.startswith(TURN_URL_SCHEMES):
+        raise ValueError(f"the TURN URL (TALKER_TURN_URL or realtime.turn_url) must start with turn:, turns: "
+                         f"or stun:, got {url!r}")
+    return [RTCIceServer(urls=[url], username=username or None, credential=credential or None)]
 
 
 @dataclass

@@ -44,6 +44,13 @@ class TurnOptions:
     pre_roll_ms: int = 300  # audio kept before the onset so the first syllable is not clipped
     max_utterance_s: float = 28.0  # a monologue is cut here so ASR stays inside Whisper's window
 
+    @classmethod
+    def from_settings(cls, realtime) -> TurnOptions:
+        """The options the settings file's ``realtime`` section sets (``config.RealtimeSettings``);
+        the rest keep their defaults."""
+        return cls(end_silence_ms=realtime.end_silence_ms, min_utterance_ms=realtime.min_utterance_ms,
+                   onset_ms=realtime.onset_ms)
+
 
 @dataclass(frozen=True)
 class SpeechStarted:

@@ -11,8 +11,11 @@ and does not load in Gradio 6; ``app_modules.realtime.fastrtc_handler`` serves f
 endpoints instead.)
 
 On a LAN or on one machine no ICE server is needed. Across the internet, set a TURN server for both
-sides with ``TALKER_TURN_URL`` (``turn:host:3478``), ``TALKER_TURN_USERNAME`` and
-``TALKER_TURN_CREDENTIAL`` (see ``app_modules/realtime/server.py``).
+sides in the settings file's ``realtime`` section (``turn_url: turn:host:3478``, ``turn_username``,
+``turn_credential``) or with ``TALKER_TURN_URL``, ``TALKER_TURN_USERNAME`` and
+``TALKER_TURN_CREDENTIAL``, which take precedence (see ``app_modules/realtime/server.py``). The same
+section sets when a turn ends and how quickly speech interrupts the avatar (``end_silence_ms``,
+``min_utterance_ms``, ``onset_ms``).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from typing import Any
 import gradio as gr
 
 from app_modules import media
+from app_modules.config import RealtimeSettings
 from app_modules.errors import TalkerError
 from app_modules.history import ChatHistory
 from app_modules.ui.runtime import Runtime
@@ -116,28 +120,42 @@ stop.addEventListener('click', () => hangup('stopped'));
 """
 
 
-def rtc_configuration(env: dict[str, str] | None = None) -> dict[str, Any] | None:
-    """The browser's ICE servers: the TURN server from the environment, else None (direct only)."""
+def rtc_configuration(env: dict[str, str] | None = None,
+                      settings: RealtimeSettings | None = None) -> dict[str, Any] | None:
+    """The browser's ICE servers: the TURN server of the ``realtime`` settings, each field overridden
+    by its environment variable where set; None when there is none (direct only)."""
     env = os.environ if env is None else env
-    url = env.get("TALKER_TURN_URL", "").strip()
+    url, username, credential = (settings or RealtimeSettings()).turn_server(env)
     if not url:
         return None
     server = {"urls": [url]}
-    if env.get("TALKER_TURN_USERNAME"):
-        server |= {"username": env["TALKER_TURN_USERNAME"], "credential": env.get("TALKER_TURN_CREDENTIAL", "")}
+    if username:
+        server |= {"username": username, "credential": credential}
     return {"iceServers": [server]}
 
 
+def engine_settings(settings: RealtimeSettings):
+    """A live session's ``EngineSettings``: turn-taking as the ``realtime`` settings say."""
+    from app_modules.realtime.engine import EngineSettings
+    from app_modules.realtime.turn_vad import TurnOptions
+
+    return EngineSettings(turn=TurnOptions.from_settings(settings))
+
+
 def engine_factory(runtime: Runtime, portrait: Path = PORTRAIT, persona: str = PERSONA):
-    """Makes one ``ConversationEngine`` per connection over the runtime's shared backends."""
+    """Makes one ``ConversationEngine`` per connection over the runtime's shared backends, taking
+    when a turn starts and ends from the settings' ``realtime`` section."""
     from app_modules.realtime.engine import ConversationEngine
+
+    live = engine_settings(runtime.settings.realtime)
 
     def make(on_event):
         pipeline = runtime.pipeline(need_asr=True, need_video=True)
         session = Session.create(runtime.settings)
         try:
             return ConversationEngine(pipeline, ChatHistory(persona), session.workdir,
-                                      image=media.load_image(portrait), on_event=on_event, on_close=session.close)
+                                      image=media.load_image(portrait), settings=live,
+                                      on_event=on_event, on_close=session.close)
         except BaseException:
             session.close()
             raise
@@ -151,11 +169,12 @@ def realtime_tab(runtime: Runtime) -> None:
         try:
             from aiortc import RTCSessionDescription
 
-            from app_modules.realtime.server import RealtimeServer
+            from app_modules.realtime.server import RealtimeServer, ice_servers_from_env
         except (ImportError, TalkerError) as e:
             gr.Markdown(f"Real-time conversation is not available here: {e}\n\nInstall it with `pip install aiortc`.")
             return
-        peers = RealtimeServer(engine_factory(runtime))
+        realtime = runtime.settings.realtime
+        peers = RealtimeServer(engine_factory(runtime), ice_servers=ice_servers_from_env(settings=realtime))
 
         async def realtime_offer(offer: dict[str, Any]) -> dict[str, Any]:
             """Answer the browser's offer; the connection then lives on Gradio's event loop."""
@@ -170,6 +189,6 @@ def realtime_tab(runtime: Runtime) -> None:
         gr.Markdown("Press **Start talking**, allow the microphone, and just talk: the avatar answers when "
                     "you pause. Speak while it talks to interrupt it. Use headphones, or a browser with "
                     "echo cancellation, so it does not hear itself.")
-        rtc = html.escape(json.dumps(rtc_configuration() or {}), quote=True)
+        rtc = html.escape(json.dumps(rtc_configuration(settings=realtime) or {}), quote=True)
         gr.HTML(HTML.replace('class="rt"', f'class="rt" data-rtc="{rtc}"', 1), css_template=CSS, js_on_load=JS,
                 server_functions=[realtime_offer], elem_id="realtime-panel", container=False)

@@ -66,3 +66,59 @@ def test_options_are_typed_and_checked():
         registry.build_options(Backend, {"sped": 1})
     with pytest.raises(TalkerError, match="wants a int"):
         registry.build_options(Backend, {"speed": "fast"})
+
+
+def test_realtime_section_is_typed_checked_and_yields_to_the_environment(tmp_path):
+    from app_modules.realtime.turn_vad import TurnOptions
+
+    # the defaults are TurnOptions' own, so a settings file without the section changes nothing
+    rt = config.load(None, []).realtime
+    assert TurnOptions.from_settings(rt) == TurnOptions()
+    assert rt.turn_server({}) == ("", "", "")
+
+    f = tmp_path / "s.yaml"
+    f.write_text("realtime: {turn_url: 'turn:turn.example.org:3478', turn_username: talker, "
+                 "turn_credential: from-file, end_silence_ms: 800}\n")
+    s = config.load(f, ["realtime.onset_ms=128", "realtime.min_utterance_ms=300"])
+    opts = TurnOptions.from_settings(s.realtime)
+    assert (opts.end_silence_ms, opts.min_utterance_ms, opts.onset_ms) == (800, 300, 128)
+    assert opts.threshold == TurnOptions().threshold  # what the section does not name keeps its default
+    # the file's TURN server, unless the environment names one; each variable wins field by field
+    assert s.realtime.turn_server({}) == ("turn:turn.example.org:3478", "talker", "from-file")
+    assert s.realtime.turn_server({"TALKER_TURN_CREDENTIAL": "from-env"}) == (
+        "turn:turn.example.org:3478", "talker", "from-env")
+    env = {"TALKER_TURN_URL": "turns:other.example.org:5349", "TALKER_TURN_USERNAME": "u",
+           "TALKER_TURN_CREDENTIAL": "p"}
+    assert s.realtime.turn_server(env) == ("turns:other.example.org:5349", "u", "p")
+
+    for overrides, needle in [
+        (["realtime.colour=red"], r"unknown realtime setting\(s\) \['colour'\]; valid = \['end_silence_ms', "
+                                  r"'min_utterance_ms', 'onset_ms', 'turn_credential', 'turn_url', 'turn_username'\]"),
+        (["realtime.onset_ms=fast"], "realtime.onset_ms must be an integer"),
+        (["realtime.end_silence_ms=0"], "end_silence_ms must be a positive"),
+        (["realtime.min_utterance_ms=-5"], "min_utterance_ms must be 0 or more"),
+        (["realtime.turn_url=turn.example.org"], "realtime.turn_url must start with turn:"),
+        (["realtime.turn_username=[a, b]"], "realtime.turn_username must be text"),
+        (["realtime=on"], "realtime must be a mapping"),
+    ]:
+        with pytest.raises(TalkerError, match=needle):
+            config.load(None, overrides)
+
+
+def test_realtime_section_reaches_the_realtime_tab():
+    from app_modules.ui.realtime_tab import engine_settings, rtc_configuration
+
+    rt = config.load(None, ["realtime.turn_url=turn:turn.example.org:3478", "realtime.turn_username=talker",
+                            "realtime.end_silence_ms=900", "realtime.onset_ms=64"]).realtime
+    live = engine_settings(rt)
+    assert (live.turn.end_silence_ms, live.turn.onset_ms, live.turn.min_utterance_ms) == (900, 64, 250)
+    # the browser gets the file's server, with the credential from the environment
+    assert rtc_configuration({"TALKER_TURN_CREDENTIAL": "secret"}, settings=rt) == {"iceServers": [
+        {"urls": ["turn:turn.example.org:3478"], "username": "talker", "credential": "secret"}]}
+    assert rtc_configuration({}, settings=config.RealtimeSettings()) is None
+    aiortc = pytest.importorskip("aiortc")
+    from app_modules.realtime.server import ice_servers_from_env
+
+    (server,) = ice_servers_from_env({"TALKER_TURN_CREDENTIAL": "secret"}, settings=rt)
+    assert isinstance(server, aiortc.RTCIceServer)
+    assert (server.urls, server.username, server.credential) == (["turn:turn.example.org:3478"], "talker", "secret")
