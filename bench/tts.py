@@ -203,8 +203,15 @@ def main(argv: list[str] | None = None) -> None:
                     help="comma-separated: espeak, espeak-zh, piper, edge, edge-zh, gpt-sovits, gpt-sovits-zh, "
                          "xtts, xtts-zh")
     ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=0,
+                    help="torch CPU threads (GPT-SoVITS, XTTS); 0: torch's default. On a shared machine 1 thread "
+                         "avoids the stalls that 2 spinning threads suffer when another job takes a core")
     args = ap.parse_args(argv)
-    print(f"CPU cores: {os.cpu_count()}")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    print(f"CPU cores: {os.cpu_count()}" + (f", torch threads: {args.threads}" if args.threads else ""))
     print(f"{'backend':<14} {'load s':>7} {'TTFA cold s':>12} {'TTFA warm s':>12} {'RTF':>7} {'CPU RTF':>8} "
           f"{'audio s':>8}", flush=True)
     notes = []
