@@ -1,6 +1,6 @@
 """A fast CPU talking head that needs no downloaded weights.
 
-Face landmarks come from MediaPipe's face mesh (its model ships inside the ``mediapipe`` wheel). The
+Face landmarks come from MediaPipe's face mesh (``THG.face_mesh``; the model ships in the wheel). The
 loudness of the speech drives how far the mouth opens: the lower lip and jaw are pulled down by a
 smooth displacement field and the gap is painted as the inside of a mouth. Everything that depends
 only on the portrait is computed once in ``prepare``; a frame is then one ``cv2.remap`` of the lower
@@ -55,10 +55,9 @@ class LiteTHG(THG):
     def __init__(self, options: Options | None = None, checkpoints=None):
         self.options = options or LiteTHG.Options()
         self.fps = self.options.fps
-        import mediapipe as mp
+        from THG.face_mesh import FaceMesh
 
-        self._mesh = mp.solutions.face_mesh.FaceMesh(
-            static_image_mode=True, max_num_faces=1, refine_landmarks=False, min_detection_confidence=0.5)
+        self._mesh = FaceMesh()
 
     def prepare(self, image: np.ndarray) -> LiteAvatar:
         if image is None or image.ndim != 3 or image.shape[2] != 3:
@@ -67,11 +66,10 @@ class LiteTHG(THG):
         h, w = img.shape[:2]
         img = img[: h // 2 * 2, : w // 2 * 2]
         h, w = img.shape[:2]
-        result = self._mesh.process(img)
-        if not result.multi_face_landmarks:
+        lm = self._mesh(img)
+        if lm is None:
             raise BadInputError("no face found in the image: use a clear, front-facing photo of one person")
-        lm = np.array([(p.x * w, p.y * h) for p in result.multi_face_landmarks[0].landmark], dtype=np.float32)
-        return _build_avatar(img, lm, self.options.open_scale)
+        return _build_avatar(img, lm.astype(np.float32), self.options.open_scale)
 
     def render(self, avatar: LiteAvatar, audio: Audio) -> Iterator[np.ndarray]:
         import cv2

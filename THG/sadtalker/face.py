@@ -48,17 +48,14 @@ class LandmarkDetector:
     """MediaPipe face mesh in still-image mode (the model ships in the mediapipe wheel)."""
 
     def __init__(self):
-        import mediapipe as mp
+        from THG.face_mesh import FaceMesh
 
-        self._mesh = mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1,
-                                                     refine_landmarks=False, min_detection_confidence=0.5)
+        self._mesh = FaceMesh()
 
     def __call__(self, rgb: np.ndarray) -> Landmarks | None:
-        result = self._mesh.process(np.ascontiguousarray(rgb))
-        if not result.multi_face_landmarks:
+        pts = self._mesh(rgb)
+        if pts is None:
             return None
-        h, w = rgb.shape[:2]
-        pts = np.array([(p.x * w, p.y * h) for p in result.multi_face_landmarks[0].landmark], dtype=np.float64)
         el, er = pts[list(MESH_EYE_LEFT)], pts[list(MESH_EYE_RIGHT)]
         return Landmarks(eye_left=el.mean(0), eye_right=er.mean(0), eye_left_corners=(el[0] + el[3]) / 2,
                          eye_right_corners=(er[0] + er[3]) / 2, nose=pts[MESH_NOSE_TIP],
