@@ -1,7 +1,8 @@
 """``python -m bench all`` runs every benchmark; ``python -m bench turn|tts|asr|thg|realtime [ARGS]`` runs one.
 
-Each benchmark prints its own table; ``all`` also collects the turn results as JSON in
-``bench/results/`` (gitignored) with the machine named."""
+Each benchmark prints its own table; every run is also recorded as JSON in ``bench/results/``
+(gitignored): its output, wall time, peak RSS and peak GPU memory, with the machine named, and
+``all`` gathers them in ``summary.json``."""
 
 from __future__ import annotations
 
@@ -48,12 +49,18 @@ def main(argv: list[str]) -> int:
         if name == "turn":
             extra = extra + ["--json", str(out_dir / "turn.json")]
         print(f"\n=== {name} ({machine()}) ===", flush=True)
-        rc = subprocess.call([sys.executable, *BENCHES[name], *extra], cwd=root)
+        measured = out_dir / f"{name}.run.json"
+        rc = subprocess.call([sys.executable, "bench/_measure.py", str(measured), *BENCHES[name], *extra],
+                             cwd=root)
         status = status or rc
-    summary = {"machine": machine()}
-    if (out_dir / "turn.json").exists():
-        summary["turn"] = json.loads((out_dir / "turn.json").read_text())
+    summary: dict = {"machine": machine()}
+    for name in names:
+        if (out_dir / f"{name}.run.json").exists():
+            summary[name] = json.loads((out_dir / f"{name}.run.json").read_text())
+    if "turn" in summary and (out_dir / "turn.json").exists():
+        summary["turn"]["results"] = json.loads((out_dir / "turn.json").read_text())
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(f"\nresults: {out_dir / 'summary.json'}")
     return status
 
 
