@@ -4,6 +4,10 @@ The values come from ``shared/reference/seeded.py`` (``seeded_state_dict(manifes
 weights the reference fixtures were computed with; the containers are those described in
 ``shared/reference/README.md``. Writing them through the files (rather than handing tensors to the
 networks) checks key names, prefixes and strict loading along the way.
+
+The Wav2Lip, S3FD and GPT-SoVITS writers take ``state=`` to put other tensors (keyed as in the
+manifest) in the same container, for variants such as a doctored detector or a smaller random network.
+``bench/`` imports this module too: the seeded weights are test data, not part of the application.
 """
 
 from __future__ import annotations
@@ -30,17 +34,21 @@ def seeded_state_dict(reference_dir: Path, manifest: str) -> dict[str, torch.Ten
     return seeded_module(reference_dir).seeded_state_dict(keys)
 
 
-def write_wav2lip(reference_dir: Path, path: Path) -> Path:
+def _state(reference_dir: Path, manifest: str, state: dict[str, torch.Tensor] | None) -> dict[str, torch.Tensor]:
+    return seeded_state_dict(reference_dir, manifest) if state is None else state
+
+
+def write_wav2lip(reference_dir: Path, path: Path, *, state: dict[str, torch.Tensor] | None = None) -> Path:
     """Like wav2lip_gan.pth: ``module.``-prefixed weights under ``state_dict`` plus the training extras."""
-    sd = seeded_state_dict(reference_dir, "wav2lip")
+    sd = _state(reference_dir, "wav2lip", state)
     torch.save({"state_dict": {"module." + k: v for k, v in sd.items()}, "optimizer": None,
                 "global_step": 0, "global_epoch": 0}, path)
     return Path(path)
 
 
-def write_s3fd(reference_dir: Path, path: Path) -> Path:
+def write_s3fd(reference_dir: Path, path: Path, *, state: dict[str, torch.Tensor] | None = None) -> Path:
     """Like s3fd-619a316812.pth: the bare state dict."""
-    torch.save(seeded_state_dict(reference_dir, "s3fd"), path)
+    torch.save(_state(reference_dir, "s3fd", state), path)
     return Path(path)
 
 
@@ -55,4 +63,20 @@ def write_sadtalker(reference_dir: Path, path: Path) -> Path:
 def write_sadtalker_mapping(reference_dir: Path, path: Path) -> Path:
     """Like mapping_00229-model.pth.tar: the MappingNet weights under ``mapping``."""
     torch.save({"mapping": seeded_state_dict(reference_dir, "sadtalker_mapping"), "epoch": 229}, path)
+    return Path(path)
+
+
+def write_gptsovits_t2s(reference_dir: Path, path: Path, config: dict, *,
+                        state: dict[str, torch.Tensor] | None = None) -> Path:
+    """Like s1bert25hz-...-longer-epoch=12-step=369668.ckpt: the GPT's weights under ``weight`` (the
+    manifest keys already carry the Lightning wrapper's ``model.`` prefix), the training yaml under ``config``."""
+    torch.save({"weight": _state(reference_dir, "gptsovits_t2s", state), "config": config}, path)
+    return Path(path)
+
+
+def write_gptsovits_sovits(reference_dir: Path, path: Path, config: dict, *,
+                           state: dict[str, torch.Tensor] | None = None, **extras) -> Path:
+    """Like s2G2333k.pth: the synthesizer's weights under ``weight``, the s2.json hyper-parameters under
+    ``config``, and any other entries the real files carry (``info``)."""
+    torch.save({"weight": _state(reference_dir, "gptsovits_sovits", state), "config": config, **extras}, path)
     return Path(path)
