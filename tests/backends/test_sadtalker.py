@@ -9,8 +9,6 @@ so it happens once for this module.
 
 from __future__ import annotations
 
-import importlib.util
-import json
 import math
 
 import numpy as np
@@ -21,6 +19,7 @@ from safetensors.torch import save_file
 from app_modules.checkpoints import CheckpointManager
 from app_modules.errors import BadInputError, TalkerError
 from app_modules.types import Audio
+from tests.helpers.seeded_checkpoints import write_sadtalker, write_sadtalker_mapping
 from THG.sadtalker.audio2pose import smooth_pose
 from THG.sadtalker.loaders import load_mapping, load_safetensors
 from THG.sadtalker.mapping import keypoint_transformation
@@ -29,24 +28,14 @@ from THG.sadtalker.mel import indiv_mels, melspectrogram
 torch.set_num_threads(2)
 
 
-def _seeded(reference_dir, name):
-    spec = importlib.util.spec_from_file_location("talker_seeded", reference_dir / "seeded.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.seeded_state_dict(json.loads((reference_dir / f"{name}.json").read_text()))
-
-
 @pytest.fixture(scope="module")
 def checkpoint_root(reference_dir, tmp_path_factory):
     """A checkpoints folder laid out as the catalog expects, holding seeded weights."""
     root = tmp_path_factory.mktemp("ckpt")
     folder = root / "sadtalker"
     folder.mkdir()
-    state = _seeded(reference_dir, "sadtalker_256")
-    save_file(state, str(folder / "SadTalker_V0.0.2_256.safetensors"))
-    del state
-    torch.save({"mapping": _seeded(reference_dir, "sadtalker_mapping"), "epoch": 229},
-               folder / "mapping_00229-model.pth.tar")
+    write_sadtalker(reference_dir, folder / "SadTalker_V0.0.2_256.safetensors")
+    write_sadtalker_mapping(reference_dir, folder / "mapping_00229-model.pth.tar")
     return root
 
 

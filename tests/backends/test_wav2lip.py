@@ -7,7 +7,6 @@ key names, the ``module.`` prefix and strict loading are checked along with the 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 
 import numpy as np
@@ -15,20 +14,13 @@ import pytest
 import torch
 
 from app_modules.errors import MissingWeightsError, TalkerError
+from tests.helpers.seeded_checkpoints import seeded_state_dict, write_s3fd, write_wav2lip
 from THG.wav2lip.audio import StreamingMel, chunk_starts, mel_filterbank, mel_windows, melspectrogram
 from THG.wav2lip.loading import load_s3fd, load_wav2lip, read_state_dict
 from THG.wav2lip.model import Wav2Lip
 from THG.wav2lip.s3fd import S3FD, best_face, decode_detections, nms
 
 torch.set_num_threads(2)
-
-
-def _seeded(reference_dir, name):
-    spec = importlib.util.spec_from_file_location("talker_seeded", reference_dir / "seeded.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    manifest = json.loads((reference_dir / f"{name}.json").read_text())
-    return manifest, mod.seeded_state_dict(manifest)
 
 
 def _checksum(state, manifest):
@@ -41,25 +33,18 @@ def _checksum(state, manifest):
 
 @pytest.fixture(scope="module")
 def w2l_seeded(reference_dir):
-    return _seeded(reference_dir, "wav2lip")
+    return json.loads((reference_dir / "wav2lip.json").read_text()), seeded_state_dict(reference_dir, "wav2lip")
 
 
 @pytest.fixture(scope="module")
-def w2l_file(w2l_seeded, tmp_path_factory):
+def w2l_file(w2l_seeded, reference_dir, tmp_path_factory):
     """A seeded checkpoint laid out like wav2lip_gan.pth: prefixed weights plus training extras."""
-    _, sd = w2l_seeded
-    path = tmp_path_factory.mktemp("w2l") / "wav2lip_gan.pth"
-    torch.save({"state_dict": {"module." + k: v for k, v in sd.items()}, "optimizer": None,
-                "global_step": 1, "global_epoch": 1}, path)
-    return path
+    return write_wav2lip(reference_dir, tmp_path_factory.mktemp("w2l") / "wav2lip_gan.pth", state=w2l_seeded[1])
 
 
 @pytest.fixture(scope="module")
 def s3fd_file(reference_dir, tmp_path_factory):
-    _, sd = _seeded(reference_dir, "s3fd")
-    path = tmp_path_factory.mktemp("s3fd") / "s3fd-619a316812.pth"
-    torch.save(sd, path)  # the real file is a bare state dict
-    return path
+    return write_s3fd(reference_dir, tmp_path_factory.mktemp("s3fd") / "s3fd-619a316812.pth")  # a bare state dict
 
 
 # ------------------------------------------------------------------------------------ generator

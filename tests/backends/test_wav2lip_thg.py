@@ -7,8 +7,6 @@ through the real files, detector and network and yields the right frames, not wh
 from __future__ import annotations
 
 import copy
-import importlib.util
-import json
 import math
 
 import cv2
@@ -20,6 +18,7 @@ from app_modules import registry
 from app_modules.checkpoints import CheckpointManager
 from app_modules.errors import BadInputError, MissingWeightsError, TalkerError
 from app_modules.types import Audio
+from tests.helpers.seeded_checkpoints import seeded_state_dict, write_s3fd, write_wav2lip
 from THG.wav2lip_thg import Wav2LipTHG, _loop_indices, feather_mask, smooth_boxes
 
 torch.set_num_threads(2)
@@ -28,23 +27,18 @@ torch.set_num_threads(2)
 @pytest.fixture(scope="module")
 def weights_root(reference_dir, tmp_path_factory):
     """A checkpoints/ folder laid out like the catalog, holding seeded files in the real formats."""
-    spec = importlib.util.spec_from_file_location("talker_seeded", reference_dir / "seeded.py")
-    seeded = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(seeded)
     root = tmp_path_factory.mktemp("checkpoints")
     (root / "wav2lip").mkdir()
-    w2l = seeded.seeded_state_dict(json.loads((reference_dir / "wav2lip.json").read_text()))
-    torch.save({"state_dict": {"module." + k: v for k, v in w2l.items()}, "optimizer": None, "global_step": 0},
-               root / "wav2lip" / "wav2lip_gan.pth")
-    s3fd = seeded.seeded_state_dict(json.loads((reference_dir / "s3fd.json").read_text()))
-    torch.save(s3fd, root / "wav2lip" / "s3fd-619a316812.pth")
+    write_wav2lip(reference_dir, root / "wav2lip" / "wav2lip_gan.pth")
+    s3fd = seeded_state_dict(reference_dir, "s3fd")
+    write_s3fd(reference_dir, root / "wav2lip" / "s3fd-619a316812.pth", state=s3fd)
     # A detector that sees background everywhere: every face score is ~1e-9.
     for k in [k for k in s3fd if "_mbox_conf." in k]:
         s3fd[k] = torch.zeros_like(s3fd[k])
         if k.endswith("bias"):
             s3fd[k][-1] = -10.0
             s3fd[k][:-1] = 10.0
-    torch.save(s3fd, root / "blind_s3fd.pth")
+    write_s3fd(reference_dir, root / "blind_s3fd.pth", state=s3fd)
     return root
 
 
