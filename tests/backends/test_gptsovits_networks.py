@@ -5,14 +5,12 @@ Weights come from ``seeded.py``, are written in the published container layouts 
 
 from __future__ import annotations
 
-import importlib.util
-import json
-
 import numpy as np
 import pytest
 import torch
 
 from app_modules.errors import MissingWeightsError
+from tests.helpers.seeded_checkpoints import seeded_state_dict, write_gptsovits_sovits, write_gptsovits_t2s
 from VITS.gptsovits.loaders import CheckpointFormatError, load_sovits, load_t2s
 from VITS.gptsovits.spectrogram import spectrogram
 
@@ -35,13 +33,6 @@ S2_CONFIG = {
               "freeze_quantizer": True}}
 
 
-def _seeded(reference_dir, manifest):
-    spec = importlib.util.spec_from_file_location("seeded", reference_dir / "seeded.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.seeded_state_dict(json.loads((reference_dir / manifest).read_text()))
-
-
 @pytest.fixture(scope="module", autouse=True)
 def _threads():
     old = torch.get_num_threads()
@@ -53,8 +44,7 @@ def _threads():
 @pytest.fixture(scope="module")
 def t2s_ckpt(reference_dir, tmp_path_factory):
     path = tmp_path_factory.mktemp("gsv") / "s1bert25hz-5kh-longer-epoch=12-step=369668.ckpt"
-    torch.save({"weight": _seeded(reference_dir, "gptsovits_t2s.json"), "config": T2S_CONFIG}, path)
-    return path
+    return write_gptsovits_t2s(reference_dir, path, T2S_CONFIG)
 
 
 @pytest.fixture(scope="module")
@@ -66,11 +56,10 @@ def t2s(t2s_ckpt):
 
 @pytest.fixture(scope="module")
 def s2_pth(reference_dir, tmp_path_factory):
-    weight = _seeded(reference_dir, "gptsovits_sovits.json")
+    weight = seeded_state_dict(reference_dir, "gptsovits_sovits")
     weight["enc_q.proj.weight"] = torch.zeros(384, 192, 1)  # training-only; the loader must ignore it
     path = tmp_path_factory.mktemp("gsv") / "s2G2333k.pth"
-    torch.save({"weight": weight, "config": S2_CONFIG, "info": "seeded"}, path)
-    return path
+    return write_gptsovits_sovits(reference_dir, path, S2_CONFIG, state=weight, info="seeded")
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,6 @@ random transformers models saved to local folders: nothing is downloaded. This c
 
 from __future__ import annotations
 
-import importlib.util
-import json
 import shutil
 
 import numpy as np
@@ -17,6 +15,7 @@ import torch
 from app_modules.checkpoints import CheckpointManager
 from app_modules.errors import BadInputError, MissingWeightsError
 from app_modules.registry import create
+from tests.helpers.seeded_checkpoints import write_gptsovits_sovits, write_gptsovits_t2s
 from TTS.base import Speech
 from VITS.gptsovits.t2s import T2SConfig, Text2SemanticDecoder
 from VITS.voices import VoiceLibrary
@@ -42,14 +41,9 @@ def setup(reference_dir, tmp_path_factory):
     tiny = {"vocab_size": 1025, "phoneme_vocab_size": 732, "embedding_dim": 64, "hidden_dim": 64, "head": 4,
             "n_layer": 2, "EOS": 1024}
     t2s = Text2SemanticDecoder(T2SConfig.from_dict(tiny))
-    torch.save({"weight": {"model." + k: v for k, v in t2s.state_dict().items()},
-                "config": {"model": tiny, "data": {"max_sec": 54}}}, root / "t2s.ckpt")
-
-    spec = importlib.util.spec_from_file_location("seeded", reference_dir / "seeded.py")
-    seeded = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(seeded)
-    weight = seeded.seeded_state_dict(json.loads((reference_dir / "gptsovits_sovits.json").read_text()))
-    torch.save({"weight": weight, "config": {"data": {"sampling_rate": 32000}}}, root / "s2G.pth")
+    write_gptsovits_t2s(reference_dir, root / "t2s.ckpt", {"model": tiny, "data": {"max_sec": 54}},
+                        state={"model." + k: v for k, v in t2s.state_dict().items()})
+    write_gptsovits_sovits(reference_dir, root / "s2G.pth", {"data": {"sampling_rate": 32000}})
 
     hubert = transformers.HubertModel(transformers.HubertConfig(
         hidden_size=768, num_hidden_layers=1, num_attention_heads=4, intermediate_size=64,
