@@ -13,8 +13,6 @@ timed as a whole stage with ``--thg NAME`` and ``--option key=value``.
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import json
 import math
 import os
 import sys
@@ -50,18 +48,13 @@ def default_portrait() -> np.ndarray:
 
 def seeded_checkpoint(name: str, out: Path) -> Path:
     """Write seeded weights for ``name`` (wav2lip, s3fd) in the published container format."""
-    import torch
+    from tests.helpers.seeded_checkpoints import write_s3fd, write_wav2lip
 
     shared = Path(os.environ.get("TALKER_SHARED", REPO.parent / "shared")) / "reference"
-    spec = importlib.util.spec_from_file_location("talker_seeded", shared / "seeded.py")
-    if spec is None or not (shared / "seeded.py").is_file():
+    if not (shared / "seeded.py").is_file():
         sys.exit(f"no checkpoint given and no reference data at {shared} to seed one (set TALKER_SHARED)")
-    seeded = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(seeded)
-    sd = seeded.seeded_state_dict(json.loads((shared / f"{name}.json").read_text()))
-    path = out / f"{name}.pth"
-    torch.save({"state_dict": {"module." + k: v for k, v in sd.items()}} if name == "wav2lip" else sd, path)
-    return path
+    write = {"wav2lip": write_wav2lip, "s3fd": write_s3fd}[name]
+    return write(shared, out / f"{name}.pth")
 
 
 def _sync(device) -> None:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import atexit
-import json
 import os
 import shutil
 import statistics
@@ -118,29 +117,20 @@ def seeded_gptsovits_options() -> dict:
 
 
 def _write_seeded_gptsovits(shared: Path, root: Path) -> None:
-    import importlib.util
     from dataclasses import asdict
 
     import torch
     import transformers
 
+    from tests.helpers.seeded_checkpoints import write_gptsovits_sovits, write_gptsovits_t2s
     from VITS.gptsovits.sovits import SoVITSConfig
     from VITS.gptsovits.t2s import T2SConfig
 
-    spec = importlib.util.spec_from_file_location("talker_seeded", shared / "seeded.py")
-    seeded = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(seeded)
-
-    def weights(manifest: str) -> dict:
-        return seeded.seeded_state_dict(json.loads((shared / manifest).read_text()))
-
-    # the manifest keys already carry the Lightning wrapper's "model." prefix
     t2s_config = {"model": {**asdict(T2SConfig()), "dropout": 0.0}, "data": {"max_sec": 54}}
-    torch.save({"weight": weights("gptsovits_t2s.json"), "config": t2s_config}, root / "s1.ckpt")
+    write_gptsovits_t2s(shared, root / "s1.ckpt", t2s_config)
     hps = asdict(SoVITSConfig())
     data = {k: hps.pop(k) for k in ("filter_length", "hop_length", "win_length", "sampling_rate")}
-    torch.save({"weight": weights("gptsovits_sovits.json"), "config": {"model": hps, "data": data}},
-               root / "s2G.pth")
+    write_gptsovits_sovits(shared, root / "s2G.pth", {"model": hps, "data": data})
 
     torch.manual_seed(0)
     transformers.logging.set_verbosity_error()
