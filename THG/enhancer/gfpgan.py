@@ -23,6 +23,7 @@ import torch
 from app_modules.checkpoints import CheckpointManager
 from app_modules.devices import torch_device
 from app_modules.errors import BadInputError, MissingWeightsError, TalkerError
+from app_modules.state_dicts import key_mismatch
 from THG.enhancer.gfpgan_arch import GFPGANv1Clean
 
 FEATHER = 0.1  # fraction of the pasted square over which the enhanced face fades into the frame
@@ -62,21 +63,10 @@ def load_gfpgan(path: str | Path, **config) -> GFPGANv1Clean:
 
 def _check_keys(model: torch.nn.Module, state: Mapping[str, torch.Tensor], path: Path) -> None:
     """Strict loading, with a message that says what kind of file it is not."""
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    wrong = [f"{k} {tuple(state[k].shape)} (expected {tuple(v.shape)})"
-             for k, v in own.items() if k in state and state[k].shape != v.shape]
-    if missing or unexpected or wrong:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing (e.g. {', '.join(missing[:3])})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3])})")
-        if wrong:
-            parts.append(f"{len(wrong)} with the wrong shape (e.g. {'; '.join(wrong[:2])})")
+    mismatch = key_mismatch(model.state_dict(), state)
+    if mismatch:
         raise TalkerError(f"{path} is not a GFPGAN v1.3/v1.4 (clean architecture) checkpoint: "
-                          f"{', '.join(parts)} keys. GFPGANv1.pth (the original arch with CUDA ops) and "
+                          f"{mismatch} keys. GFPGANv1.pth (the original arch with CUDA ops) and "
                           "RestoreFormer/CodeFormer files are not supported")
 
 

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from app_modules.errors import TalkerError
+from app_modules.state_dicts import key_mismatch
 from THG.sadtalker.audio2exp import SimpleWrapperV2
 from THG.sadtalker.audio2pose import Audio2Pose
 from THG.sadtalker.face_recon import ReconNetWrapper
@@ -35,17 +36,9 @@ NETWORKS: dict[str, Callable[[], nn.Module]] = {
 
 def load_strict(net: nn.Module, state: dict[str, torch.Tensor], what: str) -> nn.Module:
     """``load_state_dict(strict=True)`` with a message that names the file and the first differences."""
-    own = net.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    wrong = [f"{k} {tuple(state[k].shape)} (expected {tuple(v.shape)})"
-             for k, v in own.items() if k in state and tuple(state[k].shape) != tuple(v.shape)]
-    if missing or unexpected or wrong:
-        parts = []
-        for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
-            if keys:
-                parts.append(f"{len(keys)} {label} (e.g. {', '.join(keys[:3])})")
-        raise TalkerError(f"{what} does not match the SadTalker network: {'; '.join(parts)}. "
+    mismatch = key_mismatch(net.state_dict(), state)
+    if mismatch:
+        raise TalkerError(f"{what} does not match the SadTalker network: {mismatch}. "
                           "Use the published files (python -m app_modules.cli download sadtalker)")
     net.load_state_dict(state, strict=True)
     return net.eval()

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from app_modules.errors import MissingWeightsError, TalkerError
+from app_modules.state_dicts import key_mismatch
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -39,20 +40,9 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
 def load_strict(model: nn.Module, state: Mapping[str, torch.Tensor], path: str | Path, what: str) -> nn.Module:
     """``load_state_dict(strict=True)`` with a message that says which file is wrong and how."""
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    wrong = [f"{k} {tuple(state[k].shape)} (expected {tuple(own[k].shape)})"
-             for k in own if k in state and state[k].shape != own[k].shape]
-    if missing or unexpected or wrong:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing (e.g. {', '.join(missing[:3])})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3])})")
-        if wrong:
-            parts.append(f"{len(wrong)} with the wrong shape (e.g. {'; '.join(wrong[:2])})")
-        raise TalkerError(f"{path} is not a {what} checkpoint: {', '.join(parts)} keys")
+    mismatch = key_mismatch(model.state_dict(), state)
+    if mismatch:
+        raise TalkerError(f"{path} is not a {what} checkpoint: {mismatch} keys")
     model.load_state_dict(state, strict=True)
     return model
 
