@@ -29,12 +29,10 @@ def launch(settings: config.Settings, demo=None, **kwargs):
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python webui.py", description="Talker web UI")
-    p.add_argument("--settings", help="settings file (YAML); default: settings.yaml")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a setting, e.g. --set tts=piper --set server.port=7861")
+    config.add_arguments(p, example="tts=piper --set server.port=7861")
     args = p.parse_args(argv)
     try:
-        settings = config.load(args.settings, args.set)
+        settings = config.from_args(args)
     except TalkerError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code

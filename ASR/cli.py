@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from app_modules import config
 from app_modules.errors import TalkerError
 
 ASR_NAMES = ("faster-whisper", "whisper", "funasr")
@@ -28,9 +29,7 @@ def add_transcribe_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--language", help='spoken language: "auto" detects (default: the pipeline.language setting)')
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where the model runs")
     p.add_argument("--no-vad", action="store_true", help="decode the whole file without voice activity detection")
-    p.add_argument("--settings", help="settings file (YAML); default: settings.yaml")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a setting, e.g. --set faster-whisper.beam_size=1")
+    config.add_arguments(p, example="faster-whisper.beam_size=1")
     p.set_defaults(func=run_transcribe)
     return p
 
@@ -46,10 +45,10 @@ def run_transcribe(args: argparse.Namespace) -> int:
 
 
 def _transcribe(args: argparse.Namespace) -> str:
-    from app_modules import config, media, registry
+    from app_modules import media, registry
     from ASR.base import SAMPLE_RATE
 
-    settings = config.load(getattr(args, "settings", None), list(getattr(args, "set", []) or []))
+    settings = config.from_args(args)
     name = args.asr or settings.asr
     options = settings.options_for(name)
     if args.model:

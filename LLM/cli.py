@@ -31,9 +31,7 @@ def add_chat_text_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--preset", metavar="P", help="openai preset: openai, dashscope, deepseek, ollama, vllm, llamacpp")
     p.add_argument("--system", metavar="TEXT", help="persona / system prompt (default: the settings')")
     p.add_argument("--speakable", action="store_true", help="ask for short plain answers fit to be spoken")
-    p.add_argument("--settings", metavar="FILE", help="settings file (YAML); default: settings.yaml")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a setting, e.g. openai.timeout=30 (repeatable)")
+    config.add_arguments(p, example="openai.timeout=30")
     p.set_defaults(func=run_chat_text)
     return p
 
@@ -86,7 +84,7 @@ def run_chat_text(args: argparse.Namespace, stdin: TextIO | None = None, stdout:
 
 def _build(args: argparse.Namespace) -> tuple[Any, str]:
     """The LLM from the settings plus command-line choices, and the persona."""
-    settings = config.load(args.settings, args.set)
+    settings = config.from_args(args)
     name = args.llm or settings.llm
     cls = registry.load_class(registry.spec("llm", name))
     options = settings.options_for(name)

@@ -369,12 +369,10 @@ def _event_json(ev: Any, job: Path, publish: Callable, url: Callable) -> dict[st
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m app_modules.api", description="Talker HTTP API")
-    p.add_argument("--settings", help="settings file (YAML); default: settings.yaml")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a setting, e.g. --set server.port=8000 --set llm=read-aloud")
+    config.add_arguments(p, example="server.port=8000 --set llm=read-aloud")
     args = p.parse_args(argv)
     try:
-        settings = config.load(args.settings, args.set)
+        settings = config.from_args(args)
     except TalkerError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code

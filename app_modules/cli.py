@@ -26,9 +26,7 @@ from app_modules.types import SentenceAudio, SentenceVideo, StageFailed, TextDel
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--settings", help="settings file (YAML); default: settings.yaml")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a setting, e.g. --set tts=piper --set openai.model=qwen2.5")
+    config.add_arguments(p)
     for stage in registry.STAGES:
         p.add_argument(f"--{stage}", help=f"{stage} backend: {', '.join(registry.names(stage))}")
     p.add_argument("--checkpoint", help="talking-head checkpoint file to use instead of the downloaded one")
@@ -36,13 +34,13 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _settings(args: argparse.Namespace) -> config.Settings:
-    overrides = list(args.set)
+    overrides = []
     for stage in registry.STAGES:
         if getattr(args, stage, None):
             overrides.append(f"{stage}={getattr(args, stage)}")
     if getattr(args, "subtitles", None):
         overrides.append(f"pipeline.subtitles={args.subtitles}")
-    s = config.load(args.settings, overrides)
+    s = config.from_args(args, overrides)
     if getattr(args, "checkpoint", None):
         s.options.setdefault(s.thg, {})["checkpoint"] = args.checkpoint
     return s

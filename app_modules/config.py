@@ -16,6 +16,7 @@ Overrides: ``tts=piper``, ``pipeline.subtitles=burn``, ``openai.model=gpt-4o-min
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import os
 from collections.abc import Mapping
@@ -108,6 +109,18 @@ class Settings:
 
     def options_for(self, name: str) -> dict[str, Any]:
         return dict(self.options.get(name, {}))
+
+
+def add_arguments(parser: argparse.ArgumentParser, example: str = "tts=piper --set openai.model=qwen2.5") -> None:
+    """The ``--settings FILE`` and repeatable ``--set KEY=VALUE`` options every command line takes."""
+    parser.add_argument("--settings", metavar="FILE", help="settings file (YAML); default: settings.yaml")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help=f"override a setting (repeatable), e.g. --set {example}")
+
+
+def from_args(args: argparse.Namespace, extra: list[str] | tuple[str, ...] = ()) -> Settings:
+    """Settings from ``add_arguments``' options, with ``extra`` overrides applied last."""
+    return load(getattr(args, "settings", None), [*(getattr(args, "set", None) or []), *extra])
 
 
 def load(path: str | Path | None = None, overrides: list[str] | None = None) -> Settings:
