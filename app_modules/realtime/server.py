@@ -107,10 +107,11 @@ class RealtimeServer:
         answer, session_id = await self.accept(offer)
         return web.json_response({"sdp": answer.sdp, "type": answer.type, "session": session_id})
 
-    async def accept(self, offer: RTCSessionDescription) -> tuple[RTCSessionDescription, str]:
-        """Create the session for ``offer``; returns the answer and the session's id."""
+    async def accept(self, offer: RTCSessionDescription,
+                     make_engine: EngineFactory | None = None) -> tuple[RTCSessionDescription, str]:
+        """Create the session for ``offer`` (its engine from ``make_engine``, default the server's);
+        returns the answer and the session's id. When the engine cannot be made, nothing is opened."""
         loop = asyncio.get_running_loop()
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=self.ice_servers))
         channels: list[Any] = []
 
         def on_event(event: dict[str, Any]) -> None:
@@ -120,7 +121,8 @@ class RealtimeServer:
                 loop.call_soon_threadsafe(_send, ch, text)
 
         # loading the avatar (face analysis) can take a while: keep the loop serving other peers
-        engine = await asyncio.to_thread(self.make_engine, on_event)
+        engine = await asyncio.to_thread(make_engine or self.make_engine, on_event)
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=self.ice_servers))
         session = PeerSession(uuid.uuid4().hex[:12], pc, engine)
         self.sessions[session.id] = session
 
