@@ -20,6 +20,7 @@ section sets when a turn ends and how quickly speech interrupts the avatar (``en
 
 from __future__ import annotations
 
+import asyncio
 import html
 import json
 import os
@@ -28,12 +29,13 @@ from typing import Any
 
 import gradio as gr
 
-from app_modules import media
-from app_modules.config import RealtimeSettings
-from app_modules.errors import TalkerError
+from app_modules.config import RealtimeSettings, Settings
+from app_modules.errors import BadInputError, TalkerError
 from app_modules.history import ChatHistory
 from app_modules.ui.runtime import Runtime
-from app_modules.ui.session import Session
+from app_modules.ui.session import Session, close_session
+from app_modules.ui.turns import error_text
+from app_modules.ui.turns import portrait as portrait_array
 
 PORTRAIT = Path(__file__).resolve().parent / "assets" / "grace_hopper.jpg"
 PERSONA = "You are a friendly assistant in a spoken conversation. Answer in one to three short sentences."
@@ -104,7 +106,7 @@ async function connect() {
       setTimeout(resolve, 3000);
     });
     const answer = await server.realtime_offer({sdp: pc.localDescription.sdp, type: pc.localDescription.type});
-    if (answer.error) throw new Error(answer.error);
+    if (answer.error) { line('err', answer.error); throw new Error(answer.error); }
     await pc.setRemoteDescription(answer);
     stop.disabled = false; state.textContent = 'listening';
   } catch (e) {
@@ -142,19 +144,24 @@ def engine_settings(settings: RealtimeSettings):
     return EngineSettings(turn=TurnOptions.from_settings(settings))
 
 
-def engine_factory(runtime: Runtime, portrait: Path = PORTRAIT, persona: str = PERSONA):
-    """Makes one ``ConversationEngine`` per connection over the runtime's shared backends, taking
-    when a turn starts and ends from the settings' ``realtime`` section."""
+def engine_factory(runtime: Runtime, portrait: Any = PORTRAIT, persona: str = PERSONA,
+                   settings: Settings | None = None, session_hash: str | None = None):
+    """Makes one ``ConversationEngine`` per connection that animates ``portrait`` (a path or an image
+    component's array) over the runtime's shared backends, as ``settings`` (a browser session's own;
+    default: the process's) choose them, taking when a turn starts and ends from their ``realtime``
+    section. Raises ``BadInputError`` at once for a value that is no picture."""
     from app_modules.realtime.engine import ConversationEngine
 
-    live = engine_settings(runtime.settings.realtime)
+    s = settings or runtime.settings
+    live = engine_settings(s.realtime)
+    face = portrait_array(portrait)
 
     def make(on_event):
-        pipeline = runtime.pipeline(need_asr=True, need_video=True)
-        session = Session.create(runtime.settings)
+        # the same path as the chat tabs' turns: the session's backends, shared with every session choosing them
+        pipeline = runtime.pipeline(settings=s, need_asr=True, need_video=True)
+        session = Session.create(s, session_hash)
         try:
-            return ConversationEngine(pipeline, ChatHistory(persona), session.workdir,
-                                      image=media.load_image(portrait), settings=live,
+            return ConversationEngine(pipeline, ChatHistory(persona), session.workdir, image=face, settings=live,
                                       on_event=on_event, on_close=session.close)
         except BaseException:
             session.close()
@@ -163,8 +170,53 @@ def engine_factory(runtime: Runtime, portrait: Path = PORTRAIT, persona: str = P
     return make
 
 
-def realtime_tab(runtime: Runtime) -> None:
-    """Add the tab (call inside ``gr.Tabs``). Without aiortc it says how to install it instead."""
+def connect_error(e: TalkerError) -> str:
+    """The message a connection that cannot start shows, worded as the chat tabs word it."""
+    stage = "input" if isinstance(e, BadInputError) else getattr(e, "stage", "setup")
+    return error_text(stage, str(e).removeprefix(f"{getattr(e, 'stage', '')}: "))
+
+
+def session_engine_factory(runtime: Runtime, session: Any, portrait: Any, session_hash: str | None = None):
+    """The engine factory for one browser session's "Start talking": its own settings (or the defaults,
+    before it has a ``Session``) and the photo it chose. The portrait is checked here, before any
+    connection opens: a photo without a face raises ``BadInputError`` (see ``connect_error``)."""
+    settings = session.settings if isinstance(session, Session) else runtime.settings
+    make = engine_factory(runtime, portrait, settings=settings, session_hash=session_hash)
+    # the face analysis is cached by the pipeline, so the engine does not repeat it
+    runtime.pipeline(settings=settings, need_asr=True, need_video=True).avatar(portrait_array(portrait))
+    return make
+
+
+def _session_state_component() -> gr.State | None:
+    """The app's per-browser ``Session`` state (the one whose delete callback closes sessions)."""
+    root = gr.context.Context.root_block
+    for block in (root.blocks.values() if root is not None else ()):
+        if isinstance(block, gr.State) and block.delete_callback is close_session:
+            return block
+    return None
+
+
+async def page_state(request: Any) -> tuple[str | None, Any]:
+    """The page's session hash and Gradio's state of that page (``state[component._id]`` is a
+    ``gr.State``'s value there), or None for a page Gradio does not know yet.
+
+    A server function gets no event inputs, only its arguments and the request; the request's body
+    names the page's session, whose state Gradio keeps in ``state_holder``."""
+    session_hash = getattr(request, "session_hash", None)
+    if not session_hash:
+        try:
+            session_hash = (await request.json()).get("session_hash")  # the body is cached, not read twice
+        except Exception:  # noqa: BLE001 - not an HTTP request with a JSON body
+            session_hash = None
+    holder = getattr(getattr(request, "app", None), "state_holder", None)
+    if not session_hash or holder is None or session_hash not in holder:
+        return session_hash, None
+    return session_hash, holder[session_hash]
+
+
+def realtime_tab(runtime: Runtime, state: gr.State | None = None) -> None:
+    """Add the tab (call inside ``gr.Tabs``). ``state`` is the page's ``Session`` state (default: found
+    in the enclosing Blocks). Without aiortc it says how to install it instead."""
     with gr.Tab("Real-time", id="realtime"):
         try:
             from aiortc import RTCSessionDescription
@@ -173,22 +225,38 @@ def realtime_tab(runtime: Runtime) -> None:
         except (ImportError, TalkerError) as e:
             gr.Markdown(f"Real-time conversation is not available here: {e}\n\nInstall it with `pip install aiortc`.")
             return
+        state = state if state is not None else _session_state_component()
         realtime = runtime.settings.realtime
         peers = RealtimeServer(engine_factory(runtime), ice_servers=ice_servers_from_env(settings=realtime))
 
-        async def realtime_offer(offer: dict[str, Any]) -> dict[str, Any]:
-            """Answer the browser's offer; the connection then lives on Gradio's event loop."""
+        gr.Markdown("Choose the portrait that talks (upload one or take one with the webcam), press **Start "
+                    "talking**, allow the microphone, and just talk: the avatar answers when you pause. Speak "
+                    "while it talks to interrupt it. Use headphones, or a browser with echo cancellation, so it "
+                    "does not hear itself.")
+        photo = gr.Image(value=str(PORTRAIT), sources=["upload", "webcam"], type="numpy", image_mode="RGB",
+                         label="Portrait", height=220, elem_id="realtime-image")
+        # the photo "Start talking" uses: this page's own copy, kept current by the picker
+        chosen = gr.State(str(PORTRAIT))
+        photo.change(lambda img: img, photo, chosen, api_name=False, concurrency_limit=None, show_progress="hidden")
+
+        async def realtime_offer(offer: dict[str, Any], request: gr.Request) -> dict[str, Any]:
+            """Answer the browser's offer with an engine for this page's photo and session settings; the
+            connection then lives on Gradio's event loop."""
             try:
-                answer, _ = await peers.accept(RTCSessionDescription(sdp=offer["sdp"], type=offer["type"]))
+                desc = RTCSessionDescription(sdp=offer["sdp"], type=offer["type"])
             except (KeyError, TypeError, ValueError) as e:
                 return {"error": f"not a WebRTC offer: {e}"}
+            session_hash, page = await page_state(request)
+            # a page that never sent an event yet still shows the defaults: built-in portrait, default settings
+            session = page[state._id] if page is not None and state is not None else None
+            image = page[chosen._id] if page is not None else str(PORTRAIT)
+            try:
+                make = await asyncio.to_thread(session_engine_factory, runtime, session, image, session_hash)
+                answer, _ = await peers.accept(desc, make)
             except TalkerError as e:
-                return {"error": str(e)}  # e.g. a backend that cannot load, with how to fix it
+                return {"error": connect_error(e)}  # e.g. no face in the photo, or a backend that cannot load
             return {"sdp": answer.sdp, "type": answer.type}
 
-        gr.Markdown("Press **Start talking**, allow the microphone, and just talk: the avatar answers when "
-                    "you pause. Speak while it talks to interrupt it. Use headphones, or a browser with "
-                    "echo cancellation, so it does not hear itself.")
         rtc = html.escape(json.dumps(rtc_configuration(settings=realtime) or {}), quote=True)
         gr.HTML(HTML.replace('class="rt"', f'class="rt" data-rtc="{rtc}"', 1), css_template=CSS, js_on_load=JS,
                 server_functions=[realtime_offer], elem_id="realtime-panel", container=False)
