@@ -30,7 +30,7 @@ def build_demo(settings: Settings, runtime: Runtime | None = None) -> gr.Blocks:
                 conversation_tab(runtime, state)
             with gr.Tab("Cloned voice", id="clone"):
                 clone_tab(runtime, state)
-            realtime_tab(runtime)
+            realtime_tab(runtime, state)
             with gr.Tab("Settings", id="settings"):
                 settings_tab(runtime, state)
 

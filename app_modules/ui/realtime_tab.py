@@ -33,7 +33,7 @@ from app_modules.config import RealtimeSettings, Settings
 from app_modules.errors import BadInputError, TalkerError
 from app_modules.history import ChatHistory
 from app_modules.ui.runtime import Runtime
-from app_modules.ui.session import Session, close_session
+from app_modules.ui.session import Session
 from app_modules.ui.turns import error_text
 from app_modules.ui.turns import portrait as portrait_array
 
@@ -187,15 +187,6 @@ def session_engine_factory(runtime: Runtime, session: Any, portrait: Any, sessio
     return make
 
 
-def _session_state_component() -> gr.State | None:
-    """The app's per-browser ``Session`` state (the one whose delete callback closes sessions)."""
-    root = gr.context.Context.root_block
-    for block in (root.blocks.values() if root is not None else ()):
-        if isinstance(block, gr.State) and block.delete_callback is close_session:
-            return block
-    return None
-
-
 async def page_state(request: Any) -> tuple[str | None, Any]:
     """The page's session hash and Gradio's state of that page (``state[component._id]`` is a
     ``gr.State``'s value there), or None for a page Gradio does not know yet.
@@ -215,8 +206,8 @@ async def page_state(request: Any) -> tuple[str | None, Any]:
 
 
 def realtime_tab(runtime: Runtime, state: gr.State | None = None) -> None:
-    """Add the tab (call inside ``gr.Tabs``). ``state`` is the page's ``Session`` state (default: found
-    in the enclosing Blocks). Without aiortc it says how to install it instead."""
+    """Add the tab (call inside ``gr.Tabs``). ``state`` is the page's ``Session`` state; without it the
+    tab talks with the default settings. Without aiortc it says how to install it instead."""
     with gr.Tab("Real-time", id="realtime"):
         try:
             from aiortc import RTCSessionDescription
@@ -225,7 +216,6 @@ def realtime_tab(runtime: Runtime, state: gr.State | None = None) -> None:
         except (ImportError, TalkerError) as e:
             gr.Markdown(f"Real-time conversation is not available here: {e}\n\nInstall it with `pip install aiortc`.")
             return
-        state = state if state is not None else _session_state_component()
         realtime = runtime.settings.realtime
         peers = RealtimeServer(engine_factory(runtime), ice_servers=ice_servers_from_env(settings=realtime))
 
