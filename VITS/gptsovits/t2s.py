@@ -66,13 +66,15 @@ class ScaledSinePosition(nn.Module):
         self.alpha = nn.Parameter(torch.ones(1))
         self._pe = sine_table(4000, dim)
 
-    def table(self, length: int) -> torch.Tensor:
+    def table(self, length: int, device: torch.device | None = None) -> torch.Tensor:
         if self._pe.size(1) < length:
             self._pe = sine_table(max(length, 2 * self._pe.size(1)), self.dim)
+        if device is not None and self._pe.device != device:  # not a buffer: .to(cuda) leaves it behind
+            self._pe = self._pe.to(device)
         return self._pe
 
     def forward(self, x: torch.Tensor, start: int = 0) -> torch.Tensor:
-        pe = self.table(start + x.size(1))[:, start:start + x.size(1)]
+        pe = self.table(start + x.size(1), x.device)[:, start:start + x.size(1)]
         return x + self.alpha * pe.to(x.dtype)
 
 

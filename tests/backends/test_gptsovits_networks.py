@@ -146,3 +146,14 @@ def test_loader_errors(tmp_path, s2_pth):
 
 class _Opaque:
     pass
+
+
+def test_sine_position_table_follows_the_input_device():
+    # The table is a plain attribute (not in the checkpoint), so ``t2s.to("cuda")`` does not move it;
+    # the meta device stands in for CUDA: a CPU table there fails as it would on the GPU.
+    from VITS.gptsovits.t2s import ScaledSinePosition
+
+    pos = ScaledSinePosition(8).to("meta")
+    for start in (2, 4001):  # also past the first table's end, where it is built anew
+        out = pos(torch.zeros(1, 5, 8, device="meta"), start=start)
+        assert out.device.type == "meta" and out.shape == (1, 5, 8)
