@@ -202,7 +202,11 @@ def _device(name: str) -> str:
 def _dtype(name: str, device: str) -> torch.dtype:
     if name == "auto":
         if device.startswith("cuda"):
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            # native bf16 from Ampere (sm80) on; is_bf16_supported() also says yes where it is only
+            # emulated (T4, V100), which is several times slower than fp16 there; and it asks the
+            # current device, not the chosen one
+            major = torch.cuda.get_device_capability(device)[0]
+            return torch.bfloat16 if torch.version.hip or major >= 8 else torch.float16
         return torch.float32  # half precision on CPU is slow or unsupported for many kernels
     return DTYPES[name]
 

@@ -142,3 +142,19 @@ def test_registry_builds_it(tiny):
 
     llm = registry.create("llm", "transformers", {"model": str(tiny), "device": "cpu", "max_new_tokens": "3"})
     assert "".join(llm.stream(MSGS))
+
+
+@pytest.mark.parametrize("capability, expected", [((7, 5), "float16"), ((8, 6), "bfloat16")])
+def test_auto_dtype_is_bf16_only_where_the_chosen_gpu_has_it(monkeypatch, capability, expected):
+    # A T4 or V100 (before sm80) only emulates bf16, though torch.cuda.is_bf16_supported() says yes
+    import torch
+
+    from LLM.transformers_llm import _dtype
+
+    asked = []
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda d=None: asked.append(d) or capability)
+    monkeypatch.setattr(torch.version, "hip", None)
+    assert _dtype("auto", "cuda:1") == getattr(torch, expected)
+    assert asked == ["cuda:1"]
+    assert _dtype("auto", "cpu") == torch.float32 and _dtype("float16", "cpu") == torch.float16
