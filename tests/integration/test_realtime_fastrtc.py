@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -32,14 +31,10 @@ from app_modules.realtime.client import RATE, LoopbackClient, speech_bounds  # n
 from app_modules.realtime.engine import ConversationEngine, EngineSettings  # noqa: E402
 from app_modules.realtime.fastrtc_handler import EngineHandler  # noqa: E402
 from LLM.readaloud_llm import ReadAloudLLM  # noqa: E402
+from tests.helpers.webui import free_port
 
 pytestmark = pytest.mark.timeout(120)
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -57,7 +52,7 @@ def fastrtc_server(portrait, tmp_path):
                     server_rtc_configuration={"iceServers": []})
     app = FastAPI()
     stream.mount(app)
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

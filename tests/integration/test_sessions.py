@@ -6,7 +6,6 @@ each its own session, talk to it at the same time."""
 from __future__ import annotations
 
 import json
-import socket
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -21,12 +20,7 @@ from app_modules.ui.session import (
     remove_session_folders,
     work_root,
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.helpers.webui import free_port
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +29,7 @@ def server(tmp_path_factory):
 
     workdir = tmp_path_factory.mktemp("work")
     settings = config.load(None, ["llm=read-aloud", "tts=espeak", "thg=lite", f"pipeline.workdir={workdir}",
-                                  f"server.port={_free_port()}", "server.concurrency=2"])
+                                  f"server.port={free_port()}", "server.concurrency=2"])
     demo = webui.build_demo(settings)
     webui.launch(settings, demo=demo, prevent_thread_lock=True, quiet=True)
     try:
@@ -111,7 +105,7 @@ def server_with_runtime(tmp_path_factory):
 
     workdir = tmp_path_factory.mktemp("work-settings")
     settings = config.load(None, ["llm=read-aloud", "tts=espeak", "thg=lite", f"pipeline.workdir={workdir}",
-                                  f"server.port={_free_port()}", "server.concurrency=2"])
+                                  f"server.port={free_port()}", "server.concurrency=2"])
     runtime = Runtime(settings)
     demo = webui.build_demo(settings, runtime)
     webui.launch(settings, demo=demo, prevent_thread_lock=True, quiet=True)

