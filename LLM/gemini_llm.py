@@ -18,7 +18,7 @@ from typing import Any
 
 from app_modules.errors import StageError, TalkerError
 from LLM.base import LLM, Message
-from LLM.speakable import ThinkFilter, with_instruction
+from LLM.speakable import strip_think, with_instruction
 
 KEY_ENVS = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
 RETRY_STATUS = (408, 429, 500, 502, 503, 504)
@@ -99,18 +99,17 @@ class GeminiLLM(LLM):
         for attempt in range(tries):
             last = attempt == tries - 1
             started = False
-            try:
-                think = ThinkFilter()
+
+            def pieces() -> Iterator[str]:
+                nonlocal started
                 for chunk in client.models.generate_content_stream(
                         model=self.options.model, contents=contents, config=config):
                     for text in _texts(chunk):
                         started = True
-                        piece = think.feed(text)
-                        if piece:
-                            yield piece
-                rest = think.flush()
-                if rest:
-                    yield rest
+                        yield text
+
+            try:
+                yield from strip_think(pieces())
                 return
             except sdk.errors.APIError as e:
                 if e.code in RETRY_STATUS and not started and not last:

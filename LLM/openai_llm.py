@@ -15,7 +15,7 @@ from typing import Any
 from app_modules.errors import StageError, TalkerError
 from LLM import presets
 from LLM.base import LLM, Message
-from LLM.speakable import ThinkFilter, with_instruction
+from LLM.speakable import strip_think, with_instruction
 
 try:
     import openai
@@ -78,22 +78,21 @@ class OpenAILLM(LLM):
         # OpenAI's own newer models take max_completion_tokens; compatible servers know max_tokens.
         limit = "max_completion_tokens" if self.preset and self.preset.name == "openai" else "max_tokens"
         started = False
-        think = ThinkFilter()
+
+        def pieces(response) -> Iterator[str]:
+            nonlocal started
+            for chunk in response:
+                piece = chunk.choices[0].delta.content if chunk.choices else None
+                if piece:
+                    started = True
+                    yield piece
+
         try:
             response = self._client.chat.completions.create(
                 model=self.model, messages=msgs, stream=True, temperature=self.options.temperature,
                 **{limit: self.options.max_tokens})
             with response:  # closes the connection when the consumer stops early (barge-in)
-                for chunk in response:
-                    piece = chunk.choices[0].delta.content if chunk.choices else None
-                    if piece:
-                        started = True
-                        text = think.feed(piece)
-                        if text:
-                            yield text
-            rest = think.flush()
-            if rest:
-                yield rest
+                yield from strip_think(pieces(response))
         except openai.APIError as e:
             raise StageError("llm", self._scrub(self._explain(e, started))) from e
         except ValueError as e:  # a body that is not JSON: not an OpenAI-compatible endpoint

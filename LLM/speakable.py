@@ -9,6 +9,7 @@ option is on. ``ThinkFilter`` drops ``<think>...</think>`` blocks (Qwen3, DeepSe
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
 
 from LLM.base import Message
 
@@ -103,3 +104,15 @@ class ThinkFilter:
     def flush(self) -> str:
         rest, self._buf = ("" if self._inside else self._buf), ""
         return rest
+
+
+def strip_think(pieces: Iterable[str]) -> Iterator[str]:
+    """``pieces`` without their ``<think>`` blocks, streamed (non-empty pieces only)."""
+    think = ThinkFilter()
+    for piece in pieces:
+        text = think.feed(piece)
+        if text:
+            yield text
+    rest = think.flush()
+    if rest:
+        yield rest

@@ -18,7 +18,7 @@ from typing import Any
 
 from app_modules.errors import MissingWeightsError, StageError, TalkerError
 from LLM.base import LLM, Message
-from LLM.speakable import ThinkFilter, with_instruction
+from LLM.speakable import strip_think, with_instruction
 
 try:
     import torch
@@ -153,15 +153,8 @@ class TransformersLLM(LLM):
 
         worker = threading.Thread(target=run, name="llm-generate", daemon=True)
         worker.start()
-        think = ThinkFilter()
         try:
-            for piece in streamer:
-                text = think.feed(piece)
-                if text:
-                    yield text
-            rest = think.flush()
-            if rest:
-                yield rest
+            yield from strip_think(streamer)
         except queue.Empty as e:  # the streamer waited ``timeout`` seconds without a token
             stop.set()
             raise StageError("llm", f"{self.source} produced no token for {o.timeout:g} s; "
