@@ -32,3 +32,15 @@ def portrait(portrait_path):
     import cv2
 
     return cv2.cvtColor(cv2.imread(str(portrait_path)), cv2.COLOR_BGR2RGB)
+
+
+@pytest.fixture(autouse=True)
+def _torch_threads_restored():
+    """A test that changes torch's process-wide thread count must not change the next test's numerics."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    threads = torch.get_num_threads() if torch else None
+    yield
+    if threads is not None:
+        torch.set_num_threads(threads)
