@@ -34,13 +34,17 @@ def portrait(portrait_path):
     return cv2.cvtColor(cv2.imread(str(portrait_path)), cv2.COLOR_BGR2RGB)
 
 
+# Fixtures of the original implementations were computed on 2 threads; a different thread count sums in
+# another order. Importing silero_vad (importorskip at collection) sets one thread for the process.
+TEST_TORCH_THREADS = 2
+
+
 @pytest.fixture(autouse=True)
-def _torch_threads_restored():
-    """A test that changes torch's process-wide thread count must not change the next test's numerics."""
+def _torch_threads():
+    """Every test starts on the same torch thread count, whatever an import or an earlier test set."""
     import sys
 
     torch = sys.modules.get("torch")
-    threads = torch.get_num_threads() if torch else None
+    if torch is not None:
+        torch.set_num_threads(TEST_TORCH_THREADS)
     yield
-    if threads is not None:
-        torch.set_num_threads(threads)

@@ -21,8 +21,6 @@ from app_modules.types import Audio
 from tests.helpers.seeded_checkpoints import seeded_state_dict, write_s3fd, write_wav2lip
 from THG.wav2lip_thg import Wav2LipTHG, _loop_indices, feather_mask, smooth_boxes
 
-torch.set_num_threads(2)
-
 
 @pytest.fixture(scope="module")
 def weights_root(reference_dir, tmp_path_factory):
