@@ -92,14 +92,12 @@ def _allowed_globals() -> dict[str, Any]:
                  "_rebuild_parameter_with_state", "_rebuild_device_tensor_from_cpu_tensor"):
         if hasattr(torch._utils, name):
             allowed[f"torch._utils.{name}"] = getattr(torch._utils, name)
-    for name in dir(torch):
-        if isinstance(getattr(torch, name, None), torch.dtype):
-            allowed[f"torch.{name}"] = getattr(torch, name)
+    # vars(), not getattr(): a module's lazy __getattr__ would import its submodules
+    allowed.update((f"torch.{name}", v) for name, v in vars(torch).items() if isinstance(v, torch.dtype))
     # numpy >= 1.25 may name a dtype by its class (numpy.dtypes.Float32DType)
     dtypes = getattr(np, "dtypes", None)
-    for name in dir(dtypes) if dtypes else ():
-        if name.endswith("DType"):
-            allowed[f"numpy.dtypes.{name}"] = getattr(dtypes, name)
+    allowed.update((f"numpy.dtypes.{name}", v) for name, v in (vars(dtypes) if dtypes else {}).items()
+                   if name.endswith("DType") and isinstance(v, type))
     return allowed
 
 
