@@ -36,8 +36,6 @@ from THG.sadtalker.loaders import load_mapping
 from THG.wav2lip.loading import load_s3fd, load_wav2lip, read_state_dict
 from VITS.gptsovits.loaders import CheckpointFormatError, load_sovits, load_t2s, read_container
 
-torch.set_num_threads(2)
-
 DATA = Path(__file__).resolve().parent.parent / "data"
 CONTAINERS = json.loads((DATA / "checkpoints" / "containers.json").read_text())
 S2_FILE, S1_FILE = DATA / "checkpoints" / "gptsovits_s2_savee.pth", DATA / "checkpoints" / "gptsovits_s1_my_save.ckpt"
