@@ -214,7 +214,7 @@ def _build_avatar(img: np.ndarray, lm: np.ndarray, open_scale: float) -> LiteAva
     # The jaw parts along the lower lip's inner edge, per column (flat beyond the corners): whatever
     # shows between the lips in the photo (a smile's upper teeth) stays with the upper lip, as teeth
     # fixed to the skull do, and only the newly opened gap below it is painted.
-    line = np.interp(gx[0], lower_lm[:, 0], lower_lm[:, 1]).astype(np.float32)[None, :]
+    line = _polyline_rows(lower_lm, gx[0])[None, :]
     # How far each pixel follows the jaw (1: all the way down), built so that no row of skin folds
     # over another. Right under the parting line the lower lip drops in the shape of an open mouth,
     # widest in the middle and still at the corners (the jump there is the opening, painted over).
@@ -241,13 +241,13 @@ def _build_avatar(img: np.ndarray, lm: np.ndarray, open_scale: float) -> LiteAva
     weight = cv2.GaussianBlur(weight, (0, 0), sigmaX=max(0.8, 0.05 * mouth_w), sigmaY=0.5)
     to_box = np.array([x0, y0], np.float32)
     # the opening's edges move exactly as the pixels on either side of the parting line do
-    edge = lower_lm - to_box
-    upper_weight = np.minimum(_sample(weight, edge + (0, -1.5)), 0.0)
-    lower_weight = np.maximum(_sample(weight, edge + (0, 1.5)), 0.0)
+    parting = lower_lm - to_box
+    upper_weight = np.minimum(_sample(weight, parting + (0, -1.5)), 0.0)
+    lower_weight = np.maximum(_sample(weight, parting + (0, 1.5)), 0.0)
     # a photo with the lips already apart shows its own teeth: no painted ones under them
     middle = slice(3, len(UPPER_INNER) - 3)
     teeth_shown = float(np.median(lower_lm[middle, 1] - upper_lm[middle, 1])) > 0.05 * mouth_w
-    return LiteAvatar(img, (x0, y0, x1, y1), weight, gx - x0, gy - y0, edge.copy(), edge.copy(), upper_weight,
+    return LiteAvatar(img, (x0, y0, x1, y1), weight, gx - x0, gy - y0, parting.copy(), parting, upper_weight,
                       lower_weight, max_open, mouth_w, not teeth_shown, _mouth_colours(img, lm),
                       [e for e in (_eye_lid(img, lm, up_ids, low_ids) for up_ids, low_ids in EYES) if e is not None])
 
@@ -348,8 +348,8 @@ def _paint_mouth(crop: np.ndarray, avatar: LiteAvatar, drop: float) -> None:
     a = (cv2.GaussianBlur(mask, (0, 0), soft).astype(np.float32) * (1 / 255.0))[..., None]
     xs = np.arange(rx1 - rx0, dtype=np.float32)  # columns (1-D)
     ys = np.arange(ry1 - ry0, dtype=np.float32)[:, None]  # rows (a column vector)
-    top = np.interp(xs, upper[:, 0] - rx0, upper[:, 1] - ry0).astype(np.float32)
-    bottom = np.interp(xs, lower[:, 0] - rx0, lower[:, 1] - ry0).astype(np.float32)
+    top = _polyline_rows(upper - origin, xs)
+    bottom = _polyline_rows(lower - origin, xs)
     gap = np.maximum(bottom - top, 0.0) * ((xs >= poly[:, 0].min() - rx0) & (xs <= poly[:, 0].max() - rx0))
     cx = float(poly[:, 0].mean()) - rx0
     half_w = max(1.0, 0.5 * float(np.ptp(poly[:, 0])))
@@ -394,11 +394,11 @@ def _close_eye(frame: np.ndarray, base: np.ndarray, eye: EyeLid, amount: float) 
 
     x0, y0, x1, y1 = eye.box
     edge = eye.upper + amount * (eye.lower - eye.upper)  # where the lid's edge is now, per column
-    top = 0.0
-    # rows above the moving edge show the lid's skin from [top, upper], stretched down to the edge
-    stretch = (eye.upper - top) / np.maximum(edge - top, 1e-3)
+    # rows above the moving edge show the lid's skin (the box's top rows down to the lid),
+    # stretched down to the edge; rows below it still show the eye
+    stretch = eye.upper / np.maximum(edge, 1e-3)
     above = eye.grid_y <= edge[None, :]
-    map_y = np.where(above, top + (eye.grid_y - top) * stretch[None, :], eye.grid_y).astype(np.float32)
+    map_y = np.where(above, eye.grid_y * stretch[None, :], eye.grid_y).astype(np.float32)
     lid = cv2.remap(base[y0:y1, x0:x1], eye.grid_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     # a darker lash line along the lid's edge, strongest when closed
     opening = np.maximum(eye.lower - eye.upper, 0.0)
