@@ -40,7 +40,7 @@ from VITS.gptsovits.sovits import SynthesizerTrn
 from VITS.gptsovits.spectrogram import reference_spectrogram
 from VITS.gptsovits.t2s import Text2SemanticDecoder
 from VITS.gptsovits.text.frontend import phonemize
-from VITS.voices import Voice, VoiceLibrary, check_clip, load_clip
+from VITS.voices import Voice, VoiceLibrary, check_clip, file_identity, load_clip
 
 T2S_FILE = "s1bert25hz-5kh-longer-epoch=12-step=369668.ckpt"
 SOVITS_FILE = "s2G2333k.pth"
@@ -103,14 +103,6 @@ def _resample(x: np.ndarray, sr: int, target: int) -> np.ndarray:
 
     g = gcd(sr, target)
     return resample_poly(x, target // g, sr // g).astype(np.float32)
-
-
-def _file_key(path: Path | None) -> tuple | None:
-    """A file's identity for the caches: a voice re-recorded under the same name is a new voice."""
-    if path is None:
-        return None
-    st = Path(path).stat()
-    return (str(path), st.st_mtime_ns, st.st_size)
 
 
 def _language_runs(text: str, language: str) -> list[tuple[str, str]]:
@@ -234,10 +226,10 @@ class GPTSoVITSTTS(TTS):
             return self.models
         t2s, stop = self.models.t2s, self.models.early_stop_num
         if voice.gpt_weights is not None:
-            t2s, stop = self._t2s_cache.get(_file_key(voice.gpt_weights), lambda: self._load_t2s(voice.gpt_weights))
+            t2s, stop = self._t2s_cache.get(file_identity(voice.gpt_weights), lambda: self._load_t2s(voice.gpt_weights))
         sovits = self.models.sovits
         if voice.sovits_weights is not None:
-            sovits = self._sovits_cache.get(_file_key(voice.sovits_weights),
+            sovits = self._sovits_cache.get(file_identity(voice.sovits_weights),
                                             lambda: self._load_sovits(voice.sovits_weights))
         return _Models(t2s, sovits, stop)
 
@@ -281,8 +273,7 @@ class GPTSoVITSTTS(TTS):
             self._state(v)
 
     def _state(self, voice: Voice) -> _VoiceState:
-        key = (voice, _file_key(voice.wav), _file_key(voice.gpt_weights), _file_key(voice.sovits_weights))
-        return self._voice_cache.get(key, lambda: self._prepare_voice(voice))
+        return self._voice_cache.get(voice.cache_key(), lambda: self._prepare_voice(voice))
 
     def _prepare_voice(self, voice: Voice) -> _VoiceState:
         models = self._models_for(voice)

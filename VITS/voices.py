@@ -51,6 +51,22 @@ class Voice:
     gpt_weights: Path | None = None  # fine-tuned GPT-SoVITS s1 .ckpt ({'weight', 'config'}); None = the shared one
     sovits_weights: Path | None = None  # fine-tuned s2 .pth ({'weight', 'config', 'info'}); None = the shared one
 
+    def cache_key(self) -> tuple:
+        """What a backend's per-voice cache is keyed by: the voice and its files' identities, so that a
+        voice re-recorded (or re-trained) under the same name is prepared anew."""
+        return (self, *(file_identity(p) for p in (self.wav, self.gpt_weights, self.sovits_weights)))
+
+
+def file_identity(path: Path | None) -> tuple | None:
+    """(path, mtime, size) of a file, or ``BadInputError`` when it has gone."""
+    if path is None:
+        return None
+    try:
+        st = Path(path).stat()
+    except OSError as e:
+        raise BadInputError(f"the voice file {path} is gone ({e.strerror}); add the voice again") from e
+    return (str(path), st.st_mtime_ns, st.st_size)
+
 
 def load_clip(path: str | Path) -> tuple[np.ndarray, int]:
     """Mono float32 samples and the sample rate, or ``BadInputError`` if the file cannot be read."""

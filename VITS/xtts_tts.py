@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections
 import importlib.metadata
+import json
 import logging
 import os
 import queue
@@ -34,7 +35,7 @@ from app_modules.errors import BackendUnavailableError, BadInputError, StageErro
 from app_modules.types import Audio, WordTiming
 from TTS.base import TTS, Speech
 from VITS import xtts_worker
-from VITS.voices import Voice, VoiceLibrary
+from VITS.voices import Voice, VoiceLibrary, file_identity
 
 log = logging.getLogger(__name__)
 
@@ -202,6 +203,8 @@ class XTTSTTS(TTS):
             raise BadInputError(f"unsupported language {o.language!r}; choose auto, {', '.join(_LANGS)}")
         if o.device not in ("auto", "cpu") and not re.fullmatch(r"cuda(:\d+)?", o.device):
             raise BadInputError(f"unknown device {o.device!r}; valid devices = auto, cpu, cuda, cuda:N")
+        if o.voice_cache < 1 or o.load_timeout_s <= 0 or o.sentence_timeout_s <= 0:
+            raise BadInputError("voice_cache must be at least 1 and the timeouts positive")
         self.voices = VoiceLibrary(o.voices_dir or None)
         self._lock = threading.Lock()
         self._worker = self._start()
@@ -232,8 +235,7 @@ class XTTSTTS(TTS):
         if not text:
             raise BadInputError("no text to speak")
         v = self.resolve(voice)
-        st = v.wav.stat()
-        key = f"{v.wav}:{st.st_mtime_ns}:{st.st_size}"  # a re-recorded voice gets new latents
+        key = json.dumps(file_identity(v.wav))  # a re-recorded voice gets new latents
         with self._lock:
             if not self._worker.alive():
                 log.warning("the XTTS worker had stopped; starting a new one")
