@@ -8,9 +8,13 @@ backend cannot run here without importing anything heavy.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
+import importlib.metadata
 import importlib.util
+import os
 import shutil
+import subprocess
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +35,10 @@ class BackendSpec:
     programs: tuple[str, ...] = ()  # executables that must be on PATH
     weights: str | None = None  # key in CATALOG whose required files must be present
     needs_gpu: bool = False
+    # pip distributions that must be installed, checked by their metadata: an import name can be taken
+    # (coqui-tts's package ``TTS`` is also the name of Talker's TTS/ folder)
+    distributions: tuple[str, ...] = ()
+    python_env: str = ""  # environment variable naming another Python whose environment holds them
 
 
 _PIP = "pip install"
@@ -59,8 +67,9 @@ BACKENDS: tuple[BackendSpec, ...] = (
                 ("edge_tts",), f"{_PIP} edge-tts"),
     BackendSpec("tts", "gpt-sovits", "VITS.gptsovits_tts:GPTSoVITSTTS", "GPT-SoVITS v2 voice cloning",
                 ("torch", "transformers"), f"{_PIP} transformers", weights="gpt-sovits"),
-    BackendSpec("tts", "xtts", "VITS.xtts_tts:XTTSTTS", "Coqui XTTS v2 voice cloning (needs torchaudio)",
-                ("TTS", "torchaudio"), f"{_PIP} coqui-tts", needs_gpu=True),
+    BackendSpec("tts", "xtts", "VITS.xtts_tts:XTTSTTS", "Coqui XTTS v2 voice cloning, in a worker process",
+                install=f"{_PIP} coqui-tts (or in its own environment, named by TALKER_XTTS_PYTHON)",
+                needs_gpu=True, distributions=("coqui-tts", "torchaudio"), python_env="TALKER_XTTS_PYTHON"),
     BackendSpec("thg", "lite", "THG.lite_thg:LiteTHG",
                 "Fast CPU lip motion from face landmarks (no downloads; a fallback)", ("mediapipe", "cv2"),
                 f"{_PIP} --no-deps mediapipe==0.10.21"),
@@ -92,6 +101,10 @@ def why_unavailable(s: BackendSpec, checkpoints: CheckpointManager | None = None
     for pkg in s.packages:
         if not _installed(pkg):
             return f"package {pkg!r} is not installed: {s.install}"
+    python = os.environ.get(s.python_env) if s.python_env else None
+    for dist in _missing_distributions(s.distributions, python):
+        where = f" for {python} ({s.python_env})" if python else ""
+        return f"package {dist!r} is not installed{where}: {s.install}"
     for prog in s.programs:
         if shutil.which(prog) is None:
             return f"program {prog!r} is not on PATH: {s.install}"
@@ -110,6 +123,35 @@ def _installed(pkg: str) -> bool:
         return importlib.util.find_spec(pkg) is not None
     except ModuleNotFoundError:  # "google.genai" when no "google" package exists at all
         return False
+
+
+def _missing_distributions(dists: tuple[str, ...], python: str | None) -> tuple[str, ...]:
+    if not dists:
+        return ()
+    if python:
+        return _missing_elsewhere(dists, python)
+    missing = []
+    for d in dists:
+        try:
+            importlib.metadata.distribution(d)
+        except importlib.metadata.PackageNotFoundError:
+            missing.append(d)
+    return tuple(missing)
+
+
+@functools.lru_cache(maxsize=8)
+def _missing_elsewhere(dists: tuple[str, ...], python: str) -> tuple[str, ...]:
+    """The distributions another interpreter lacks (asked once per process: it takes a subprocess)."""
+    code = ("import importlib.metadata as m, sys\n"
+            "for d in sys.argv[1:]:\n"
+            "    try: m.distribution(d)\n"
+            "    except m.PackageNotFoundError: print(d)\n")
+    try:
+        out = subprocess.run([python, "-I", "-c", code, *dists], capture_output=True, text=True, timeout=60,
+                             check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return dists
+    return tuple(line for line in out.split() if line)
 
 
 def _has_cuda() -> bool:
