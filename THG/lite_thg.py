@@ -19,6 +19,7 @@ import numpy as np
 
 from app_modules.errors import BadInputError
 from app_modules.media import frame_count, limit_size
+from app_modules.options import Declared, option
 from app_modules.types import Audio
 from THG.base import THG
 
@@ -44,13 +45,13 @@ class LiteAvatar:
 class LiteTHG(THG):
     """Landmark-driven mouth motion on a still portrait."""
 
-    @dataclass
-    class Options:
+    @dataclass(frozen=True)
+    class Options(Declared, label="lite"):
         # how far the mouth opens at full loudness, as a fraction of the mouth's width
-        open_scale: float = 0.45
+        open_scale: float = option(0.45, min=0, max=1.5, step=0.05, visitor=True)
         # largest side of the output video; larger portraits are scaled down
-        max_side: int = 720
-        fps: int = 25
+        max_side: int = option(720, min=64, max=4096)
+        fps: int = option(25, min=1, max=60)
 
     def __init__(self, options: Options | None = None, checkpoints=None):
         self.options = options or LiteTHG.Options()

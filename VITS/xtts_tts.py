@@ -25,6 +25,7 @@ from app_modules.errors import (
     StageError,
     TalkerError,
 )
+from app_modules.options import Declared, option
 from app_modules.types import Audio, WordTiming
 from TTS.base import TTS, Speech
 from VITS.voices import VoiceLibrary
@@ -62,13 +63,13 @@ def _load_coqui():
 class XTTSTTS(TTS):
     """Speaks in a library voice with XTTS v2 (24 kHz). Best on a GPU: about 13 tokens/s on 2 CPU cores."""
 
-    @dataclass
-    class Options:
+    @dataclass(frozen=True)
+    class Options(Declared, label="xtts"):
         """Settings; each field can be set in settings.yaml or on the command line."""
 
         model: str = "tts_models/multilingual/multi-dataset/xtts_v2"  # coqui model name or local folder
-        voice: str = "default"  # a name in the voice library (VITS.voices)
-        language: str = "auto"  # "auto", "en" or "zh"
+        voice: str = option("default", visitor=True, max_len=64)  # a name in the voice library (VITS.voices)
+        language: str = option("auto", visitor=True, max_len=16)  # "auto", "en" or "zh"
         device: str = "auto"  # "auto" (cuda when available), "cpu", "cuda"
         voices_dir: str = ""  # voice library folder; empty = TALKER_VOICES or checkpoints/voices
 

@@ -6,6 +6,7 @@ random transformers models saved to local folders: nothing is downloaded. This c
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 
 import numpy as np
@@ -89,25 +90,25 @@ def test_chinese_sentence(tts):
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
 def test_english_with_builtin_voice(tts):
-    tts.options.voice = "default"
+    tts.options = dataclasses.replace(tts.options, voice="default")  # Options are frozen
     try:
         speech = tts.synthesize("Hello there, how are you?")
         assert np.isfinite(speech.audio.samples).all() and len(speech.audio.samples) == 11 * 1280
         assert tts._voice.name == "default"
     finally:
-        tts.options.voice = "ming"
+        tts.options = dataclasses.replace(tts.options, voice="ming")  # Options are frozen
 
 
 def test_errors_a_user_can_act_on(tts, setup):
     root, options = setup
     with pytest.raises(BadInputError, match="no text"):
         tts.synthesize("   ")
-    tts.options.voice = "nobody"
+    tts.options = dataclasses.replace(tts.options, voice="nobody")  # Options are frozen
     try:
         with pytest.raises(BadInputError, match="available voices: .*ming"):
             tts.synthesize("你好")
     finally:
-        tts.options.voice = "ming"
+        tts.options = dataclasses.replace(tts.options, voice="ming")  # Options are frozen
     with pytest.raises(MissingWeightsError, match="download gpt-sovits"):
         create("tts", "gpt-sovits", {"device": "cpu"}, CheckpointManager(root / "empty"))
     with pytest.raises(BadInputError, match="top_p"):
