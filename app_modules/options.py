@@ -252,7 +252,7 @@ def overlay(opt_cls: type, operator_values: Mapping[str, Any], visitor_values: M
     for k, v in visitor_values.items():
         f = fields.get(k)
         if f is None:
-            raise BadInputError(f"unknown option {label}.{k}; you may change: {', '.join(mine) or 'nothing'}")
+            raise BadInputError(f"unknown option(s) [{k!r}] for {label}; valid options = {mine}")
         spec = spec_of(f)
         if spec.access == OPERATOR or spec.secret:
             raise BadInputError(f"{label}.{k} is set by the operator (settings file or command line), not "
