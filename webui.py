@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from app_modules import config, security, tls
+from app_modules import options as declared
 from app_modules.errors import TalkerError
 from app_modules.ui.app import build_demo
 from app_modules.ui.session import work_root
@@ -84,6 +85,7 @@ def launch(settings: config.Settings, demo=None, block: bool = True, **_ignored)
     from app_modules.ui.runtime import Runtime
 
     security.check_exposure(settings)
+    declared.check_settings(settings)
     ssl = tls.certificate(settings) if settings.server.https else None
     runtime = getattr(demo, "talker_runtime", None) or Runtime(settings)
     demo = demo or build_demo(settings, runtime)

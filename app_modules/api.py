@@ -45,6 +45,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response, StreamingRes
 from pydantic import BaseModel, Field
 
 from app_modules import config, media, registry, tls
+from app_modules import options as declared
 from app_modules.errors import (
     BackendUnavailableError,
     BadInputError,
@@ -440,6 +441,7 @@ def main(argv: list[str] | None = None) -> int:
         return e.exit_code
     try:
         check_exposure(settings, token_counts=True)
+        declared.check_settings(settings)
         ssl = dict(zip(("ssl_certfile", "ssl_keyfile"), tls.certificate(settings), strict=True)) \
             if settings.server.https else {}
     except TalkerError as e:

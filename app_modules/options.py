@@ -273,3 +273,21 @@ def _default(f: dataclasses.Field) -> Any:
     if f.default_factory is not MISSING:  # type: ignore[misc]
         return f.default_factory()  # type: ignore[misc]
     return None
+
+
+def check_settings(settings: Any) -> None:
+    """Every backend option the settings give, checked against its declaration when the server starts,
+    before any work: a bad ``--set lite.fps=0`` stops the start with its message, not the first turn.
+    Backends whose packages are not installed here are skipped (choosing one says why)."""
+    from app_modules import registry
+    from app_modules.errors import BackendUnavailableError
+
+    names = {settings.backend(stage) for stage in registry.STAGES} | set(settings.options)
+    for spec in registry.BACKENDS:
+        if spec.name not in names:
+            continue
+        try:
+            cls = registry.load_class(spec)
+        except BackendUnavailableError:
+            continue
+        registry.build_options(cls, settings.options_for(spec.name))

@@ -125,12 +125,13 @@ class Guard:
         if length.isdigit() and int(length) > limit:
             await _reply(send, 413, what)
             return
-        state = {"seen": 0, "over": False, "started": False}
+        state = {"seen": 0, "over": False, "started": False, "read": False}
 
         async def counted_receive() -> dict:
             message = await receive()
             if message["type"] == "http.request":
                 state["seen"] += len(message.get("body", b""))
+                state["read"] = not message.get("more_body", False)
                 if state["seen"] > limit:
                     state["over"] = True
                     raise _TooLarge
@@ -141,6 +142,10 @@ class Guard:
                 return  # whatever the app answers to a cut-off body, the client gets the 413
             if message["type"] == "http.response.start":
                 state["started"] = True
+                if not state["read"]:
+                    # answered before the body was read (a 401, a 404): close the connection, or the server
+                    # would read the rest of an upload of any size only to throw it away
+                    message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
             await send(message)
 
         try:
