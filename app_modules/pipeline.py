@@ -231,6 +231,8 @@ class Pipeline:
         failed = False
         try:
             while (ev := events.get()) is not _DONE:
+                if failed:
+                    continue  # the turn ended with its first failure: nothing follows it
                 if isinstance(ev, StageFailed):
                     failed = True
                 elif isinstance(ev, TextDelta):
@@ -245,8 +247,8 @@ class Pipeline:
             # a failure may arrive after the worker finished (the LLM dying mid-answer)
             while not events.empty():
                 ev = events.get_nowait()
-                if ev is not _DONE:
-                    failed = failed or isinstance(ev, StageFailed)
+                if ev is not _DONE and not failed:
+                    failed = isinstance(ev, StageFailed)
                     yield ev
             if failed or cancel.is_set():
                 return

@@ -211,3 +211,15 @@ def test_turns_wait_for_the_shared_render_limit_and_see_their_place(tmp_path):
     assert isinstance(list(first)[-1], TurnResult)  # the first ends, and the second gets its turn
     assert isinstance(list(second)[-1], TurnResult)
     assert slots.running == 0 and slots.waiting == 0
+
+
+def test_nothing_follows_a_failure(tmp_path):
+    class SlowTTS(ToneTTS):
+        def synthesize(self, text):
+            time.sleep(0.4)  # still speaking the first sentence when the model dies
+            return super().synthesize(text)
+
+    llm = ScriptedLLM(["First sentence is here. ", "Second sentence is here. ", "Third"], fail_after=2)
+    events = run(Pipeline(Stages(llm=llm, tts=SlowTTS(), thg=GreyTHG([]))), ChatHistory(), tmp_path, text="go")
+    failures = [i for i, e in enumerate(events) if isinstance(e, StageFailed)]
+    assert failures == [len(events) - 1], [type(e).__name__ for e in events]
