@@ -43,6 +43,7 @@ def running_webui(work: Path, overrides: list[str], env: dict[str, str] | None =
     context = ssl._create_unverified_context() if https else None
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env)
+        (work / "server.pid").write_text(str(proc.pid))  # for tests that watch the server's memory
         try:
             deadline = time.time() + 120
             while True:
