@@ -232,10 +232,15 @@ def visitor_fields(opt_cls: type) -> list[dataclasses.Field]:
     return [f for f in dataclasses.fields(opt_cls) if spec_of(f).access != OPERATOR and not spec_of(f).secret]
 
 
-def visible(opt_cls: type, values: Mapping[str, Any]) -> dict[str, Any]:
-    """What a page may show of ``values``: the visitor's fields (defaults filled in), never a secret."""
+def visible(opt_cls: type, values: Mapping[str, Any], allowed: Mapping[str, list] | None = None) -> dict[str, Any]:
+    """What a page may show of ``values``: the visitor's fields (defaults filled in), never a secret; a
+    ``listed`` field only where the operator lists choices for it (``allowed``), since otherwise its one
+    value, perhaps a local path, is the operator's business."""
+    label = getattr(opt_cls, "label", "options")
     out = {}
     for f in visitor_fields(opt_cls):
+        if spec_of(f).access == LISTED and not (allowed or {}).get(f"{label}.{f.name}"):
+            continue
         out[f.name] = values.get(f.name, _default(f))
     return out
 

@@ -1,7 +1,9 @@
 """One browser session: its conversations, its own folder of generated files and its own settings.
 
 Nothing here is global: the UI keeps a ``Session`` in ``gr.State`` (one per browser tab), and the
-folder is removed when the session ends, so one visitor's answers are never served to another. The
+folder is removed when the session ends (or, after a crash, by the sweeper), so one visitor's answers
+are never served to another. The conversations' text also goes to the visitor's own browser
+(``snapshot`` / ``restore``), so a reload or a server restart does not lose it. The
 session's ``settings`` start as a copy of the process's defaults; its settings tab changes them for
 this session only (the backends themselves are shared through ``Runtime``'s cache).
 """

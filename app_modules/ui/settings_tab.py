@@ -57,7 +57,8 @@ def options_yaml(runtime: Runtime, stage: str, name: str | None, settings: Setti
         return f"# {e}\n"
     if opt_cls is None:
         return "# no options\n"
-    values = declared.visible(opt_cls, (settings or runtime.settings).options_for(name))
+    values = declared.visible(opt_cls, (settings or runtime.settings).options_for(name),
+                              runtime.settings.visitors.choices)
     if not values:
         return "# nothing here a visitor may change\n"
     return yaml.safe_dump(values, sort_keys=False, allow_unicode=True)

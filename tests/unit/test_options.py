@@ -109,7 +109,8 @@ def test_a_visitor_may_change_safe_options_and_listed_ones_only_among_the_operat
     allowed = {"openai.model": ["qwen2.5:1.5b", "llama3.2"]}
     assert declared.overlay(opt_cls, operator, {"model": "llama3.2"}, allowed)["model"] == "llama3.2"
     shown = declared.visible(opt_cls, operator)
-    assert "api_key" not in shown and "base_url" not in shown and shown["model"] == "qwen2.5:1.5b"
+    assert "api_key" not in shown and "base_url" not in shown and "model" not in shown and "temperature" in shown
+    assert declared.visible(opt_cls, operator, allowed)["model"] == "qwen2.5:1.5b"  # offered once listed
     assert "sk-operator-SECRET" not in repr(opt_cls(**operator))
 
 
