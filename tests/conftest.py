@@ -32,3 +32,19 @@ def portrait(portrait_path):
     import cv2
 
     return cv2.cvtColor(cv2.imread(str(portrait_path)), cv2.COLOR_BGR2RGB)
+
+
+# Fixtures of the original implementations were computed on 2 threads; a different thread count sums in
+# another order. Importing silero_vad (importorskip at collection) sets one thread for the process.
+TEST_TORCH_THREADS = 2
+
+
+@pytest.fixture(autouse=True)
+def _torch_threads():
+    """Every test starts on the same torch thread count, whatever an import or an earlier test set."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(TEST_TORCH_THREADS)
+    yield
