@@ -136,7 +136,7 @@ def test_one_render_at_a_time_across_tabs_api_and_real_time(served, portrait_pat
     assert runtime.renders.running == 0 and runtime.renders.waiting == 0
 
 
-def test_a_load_ofapi_turns_and_browser_sessions_runs_with_flat_memory(tmp_path, portrait_path):
+def test_a_load_of_api_turns_and_browser_sessions_runs_with_flat_memory(tmp_path, portrait_path):
     # the short version of `python -m bench load` (50 turns and more)
     with running_webui(tmp_path, [*OFFLINE, f"pipeline.workdir={tmp_path / 'work'}"]) as (url, _log):
         pid = int((tmp_path / "server.pid").read_text())
