@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app_modules.errors import BackendUnavailableError, MissingWeightsError, StageError, TalkerError
+from app_modules.options import Declared, option
 from app_modules.types import Audio
 from ASR.common import ChunkedASR, default_threads, hub_offline, looks_like_path, one_line
 
@@ -28,16 +29,19 @@ class FasterWhisperASR(ChunkedASR):
     name = "faster-whisper"
 
     @dataclass(frozen=True)
-    class Options:
-        model: str = "tiny"  # a size (tiny, base.en, small, large-v3, turbo ...), a hub id or a local folder
-        language: str = ""  # "" detects per recording; or en, zh, ... (an English-only model takes en only)
-        initial_prompt: str = ""  # text that sets spelling and style ("Talker, Linly, SadTalker.")
-        hotwords: str = ""  # words to favour (names, jargon), space separated
+    class Options(Declared, label="faster-whisper"):
+        # a size (tiny, base.en, small, large-v3, turbo ...), a hub id or a local folder
+        model: str = option("tiny", listed=True)
+        # "" detects per recording; or en, zh, ... (an English-only model takes en only)
+        language: str = option("", visitor=True, max_len=16)
+        # text that sets spelling and style ("Talker, Linly, SadTalker.")
+        initial_prompt: str = option("", visitor=True, max_len=500)
+        hotwords: str = option("", visitor=True, max_len=500)  # words to favour (names, jargon), space separated
         device: str = "auto"  # auto (CUDA when present), cpu or cuda
         compute_type: str = "auto"  # auto picks the fastest this device supports (int8 on most CPUs)
-        beam_size: int = 5  # 1 is greedy: faster, slightly less accurate
-        cpu_threads: int = 0  # 0: up to 4, so ASR leaves cores for TTS and the talking head
-        vad: bool = True  # cut silence and split long recordings with Silero VAD before decoding
+        beam_size: int = option(5, min=1, max=10, visitor=True)  # 1 is greedy: faster, slightly less accurate
+        cpu_threads: int = option(0, min=0, max=256)  # 0: up to 4, so ASR leaves cores for TTS and the talking head
+        vad: bool = option(True, visitor=True)  # cut silence and split long recordings with Silero VAD first
         download_root: str = ""  # "" is the Hugging Face cache
 
     def __init__(self, options: Options | None = None, checkpoints=None):

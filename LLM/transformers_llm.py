@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from app_modules.errors import MissingWeightsError, StageError, TalkerError
+from app_modules.options import Declared, option
 from LLM.base import LLM, Message
 from LLM.speakable import strip_think, with_instruction
 
@@ -54,9 +55,9 @@ class TransformersLLM(LLM):
     """Generates on this machine with a transformers causal LM."""
 
     @dataclass(frozen=True)
-    class Options:
+    class Options(Declared, label="transformers"):
         # hub id, a short name (qwen2.5, qwen3, linly: see ALIASES) or a local folder
-        model: str = "qwen2.5"
+        model: str = option("qwen2.5", listed=True)
         # hub revision (a commit hash pins the weights); "" for the newest
         revision: str = ""
         # "auto" (cuda when there is one), "cuda", "cuda:1", "cpu"
@@ -64,16 +65,16 @@ class TransformersLLM(LLM):
         # "auto" (bf16 on GPUs that have it, else fp16; fp32 on CPU), "float16", "bfloat16", "float32"
         dtype: str = "auto"
         # the longest reply, in tokens
-        max_new_tokens: int = 256
+        max_new_tokens: int = option(256, min=1, max=8192, visitor=True)
         # 0 decodes greedily (deterministic)
-        temperature: float = 0.7
-        top_p: float = 0.9
+        temperature: float = option(0.7, min=0, max=2, step=0.05, visitor=True)
+        top_p: float = option(0.9, min=0.01, max=1, step=0.01, visitor=True)
         # tokens of prompt the history may fill; 0 takes the model's own limit (at most 32768)
-        context_tokens: int = 0
+        context_tokens: int = option(0, min=0, max=1 << 20)
         # ask for short plain sentences fit to be spoken (no markdown, no emoji)
-        speakable: bool = False
+        speakable: bool = option(False, visitor=True)
         # seconds without a new token before the reply counts as stuck
-        timeout: float = 120.0
+        timeout: float = option(120.0, min=0.1, max=3600)
         # never download; only the hub cache or a local folder
         local_files_only: bool = False
         # the Hugging Face cache folder for hub ids; "" for the default (HF_HOME, ~/.cache/huggingface)

@@ -27,6 +27,7 @@ import numpy as np
 from app_modules.blink import BlinkSchedule
 from app_modules.errors import BadInputError, TalkerError
 from app_modules.media import frame_count, limit_size
+from app_modules.options import Declared, option
 from app_modules.types import Audio
 from THG.base import THG
 
@@ -90,26 +91,21 @@ class LiteTHG(THG):
     blinks = True  # blinks in its own frames: the real-time idle face does not blink over them
 
     @dataclass(frozen=True)
-    class Options:
+    class Options(Declared, label="lite"):
         # how far the mouth opens at full loudness, as a fraction of the mouth's width
-        open_scale: float = 0.35
+        open_scale: float = option(0.35, min=0.05, max=1.0, step=0.05, visitor=True)
         # largest side of the output video; larger portraits are scaled down
-        max_side: int = 720
-        fps: int = 25
+        max_side: int = option(720, min=64, max=4096)
+        fps: int = option(25, min=1, max=60)
         # mean seconds between blinks (0: never blink) and how long one takes
-        blink_every_s: float = 4.0
-        blink_s: float = 0.16
+        blink_every_s: float = option(4.0, min=0, max=60, step=0.5, visitor=True)
+        blink_s: float = option(0.16, min=0.05, max=0.5, step=0.01, visitor=True)
 
         def __post_init__(self):
-            if not 0.05 <= self.open_scale <= 1.0:
-                raise TalkerError(f"lite option open_scale={self.open_scale} is out of range 0.05..1.0")
-            if not 64 <= self.max_side <= 4096:
-                raise TalkerError(f"lite option max_side={self.max_side} is out of range 64..4096")
-            if not 1 <= self.fps <= 60:
-                raise TalkerError(f"lite option fps={self.fps} is out of range 1..60")
-            if self.blink_every_s and not (1.0 <= self.blink_every_s <= 60 and 0.05 <= self.blink_s <= 0.5):
-                raise TalkerError("lite options blink_every_s (1..60 s, or 0) and blink_s (0.05..0.5 s) are out "
-                                  f"of range: {self.blink_every_s}, {self.blink_s}")
+            super().__post_init__()
+            if self.blink_every_s and self.blink_every_s < 1.0:
+                raise TalkerError(f"lite.blink_every_s must be 0 (never) or between 1 and 60 s, got "
+                                  f"{self.blink_every_s}")
 
     def __init__(self, options: Options | None = None, checkpoints=None):
         self.options = options or LiteTHG.Options()

@@ -33,6 +33,7 @@ from app_modules.errors import (
     StageError,
     TalkerError,
 )
+from app_modules.options import Declared, option
 from app_modules.types import Audio, WordTiming
 from TTS.base import TTS, Speech
 from VITS.gptsovits.loaders import load_sovits, load_t2s
@@ -127,31 +128,37 @@ class GPTSoVITSTTS(TTS):
     """Speaks in the voice of a reference clip, zero-shot or with the voice's fine-tuned weights."""
 
     @dataclass(frozen=True)
-    class Options:
+    class Options(Declared, label="gpt-sovits"):
         """Settings; each field can be set in settings.yaml or on the command line."""
 
         t2s_checkpoint: str = ""  # path to the GPT .ckpt; empty = the catalog file under checkpoints/gpt-sovits
         sovits_checkpoint: str = ""  # path to the SoVITS .pth; empty = the catalog file
-        voice: str = "default"  # the voice when a call names none: a name in the voice library (VITS.voices)
-        top_k: int = 15
-        top_p: float = 1.0
-        temperature: float = 1.0
-        repetition_penalty: float = 1.35  # the original's default; 1.0 turns it off
-        seed: int = 0  # each sentence is sampled from this seed, so a sentence always sounds the same
+        voice: str = option("default", visitor=True, max_len=64)  # a name in the voice library (VITS.voices)
+        top_k: int = option(15, min=1, max=100, visitor=True)
+        top_p: float = option(1.0, min=0.01, max=1, step=0.01, visitor=True)
+        temperature: float = option(1.0, min=0.01, max=2, step=0.05, visitor=True)
+        # the original's default; 1.0 turns it off
+        repetition_penalty: float = option(1.35, min=1, max=3, step=0.05, visitor=True)
+        # each sentence is sampled from this seed, so a sentence always sounds the same
+        seed: int = option(0, min=0, max=2**31 - 1, visitor=True)
         device: str = "auto"  # "auto" (cuda when available), "cpu", "cuda", "cuda:1"
-        language: str = "auto"  # language of the text to speak: "auto", "zh" or "en"
-        speed: float = 1.0
-        noise_scale: float = 0.5  # SoVITS prior sampling temperature (webui default)
-        max_seconds: float = 0.0  # cap on one sentence's length; 0 = the checkpoint's max_sec (54 s)
+        # language of the text to speak: "auto", "zh" or "en"
+        language: str = option("auto", choices=("auto", "zh", "en"), visitor=True)
+        speed: float = option(1.0, min=0.25, max=4, step=0.05, visitor=True)
+        noise_scale: float = option(0.5, min=0, max=2, step=0.05, visitor=True)  # SoVITS prior sampling temperature
+        # cap on one sentence's length; 0 = the checkpoint's max_sec (54 s)
+        max_seconds: float = option(0.0, min=0, max=600)
         # chinese-hubert-base and chinese-roberta-wwm-ext-large: a folder (or hub id); "" = the copies in
         # checkpoints/gpt-sovits (`python -m app_modules.cli download gpt-sovits` fetches them)
         hubert: str = ""
         bert: str = ""
         voices_dir: str = ""  # voice library folder; empty = TALKER_VOICES or checkpoints/voices
         allow_pickle: bool = False  # load checkpoints with torch.load(weights_only=False) (trusted files only)
-        threads: int = 0  # torch CPU threads; 0 leaves torch's default
-        voice_cache: int = 8  # prepared voices kept (prompt codes, spectrogram, BERT: a few MB each)
-        finetuned_cache: int = 2  # fine-tuned GPT / SoVITS networks kept of each kind (about 150 MB a pair)
+        threads: int = option(0, min=0, max=256)  # torch CPU threads (process-wide); 0 leaves torch's default
+        # prepared voices kept (prompt codes, spectrogram, BERT: a few MB each)
+        voice_cache: int = option(8, min=1, max=256)
+        # fine-tuned GPT / SoVITS networks kept of each kind (about 150 MB a pair)
+        finetuned_cache: int = option(2, min=1, max=16)
 
     def __init__(self, options: GPTSoVITSTTS.Options | None = None, checkpoints: CheckpointManager | None = None):
         self.options = o = options or GPTSoVITSTTS.Options()

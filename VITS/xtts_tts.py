@@ -32,6 +32,7 @@ import numpy as np
 
 from app_modules.checkpoints import CheckpointManager
 from app_modules.errors import BackendUnavailableError, BadInputError, StageError
+from app_modules.options import Declared, option
 from app_modules.types import Audio, WordTiming
 from TTS.base import TTS, Speech
 from VITS import xtts_worker
@@ -185,17 +186,17 @@ class XTTSTTS(TTS):
     """Speaks in a library voice with XTTS v2 (24 kHz). Best on a GPU: about 13 tokens/s on 2 CPU cores."""
 
     @dataclass(frozen=True)
-    class Options:
+    class Options(Declared, label="xtts"):
         """Settings; each field can be set in settings.yaml or on the command line."""
 
         model: str = "tts_models/multilingual/multi-dataset/xtts_v2"  # coqui model name or local folder
-        voice: str = "default"  # the voice when a call names none: a name in the voice library (VITS.voices)
-        language: str = "auto"  # "auto", "en" or "zh"
+        voice: str = option("default", visitor=True, max_len=64)  # a name in the voice library (VITS.voices)
+        language: str = option("auto", choices=("auto", "en", "zh"), visitor=True)
         device: str = "auto"  # "auto" (cuda when available), "cpu", "cuda"
         voices_dir: str = ""  # voice library folder; empty = TALKER_VOICES or checkpoints/voices
-        voice_cache: int = 8  # voices whose speaker latents the worker keeps
-        load_timeout_s: float = 3600.0  # the first load downloads about 1.8 GB
-        sentence_timeout_s: float = 300.0
+        voice_cache: int = option(8, min=1, max=256)  # voices whose speaker latents the worker keeps
+        load_timeout_s: float = option(3600.0, min=1, max=86400)  # the first load downloads about 1.8 GB
+        sentence_timeout_s: float = option(300.0, min=1, max=3600)
 
     def __init__(self, options: XTTSTTS.Options | None = None, checkpoints: CheckpointManager | None = None):
         self.options = o = options or XTTSTTS.Options()

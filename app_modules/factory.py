@@ -23,4 +23,4 @@ def build_pipeline(settings: Settings, *, need_asr: bool = False, need_video: bo
         thg=build_stage(settings, "thg", ck) if need_video else None,
         asr=build_stage(settings, "asr", ck) if need_asr else None,
     )
-    return Pipeline(stages, settings.pipeline)
+    return Pipeline(stages, settings.pipeline, limits=settings.limits)

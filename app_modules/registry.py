@@ -7,7 +7,6 @@ backend cannot run here without importing anything heavy.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import importlib
 import importlib.metadata
@@ -18,6 +17,7 @@ import subprocess
 from dataclasses import dataclass
 from typing import Any
 
+from app_modules import options as declared
 from app_modules.checkpoints import CheckpointManager
 from app_modules.errors import BackendUnavailableError, TalkerError
 
@@ -175,38 +175,15 @@ def load_class(s: BackendSpec) -> type:
 
 
 def build_options(cls: type, options: dict[str, Any] | None) -> Any:
-    """The backend's ``Options`` dataclass from a plain dict, with unknown keys named."""
+    """The backend's ``Options`` dataclass from a plain dict, every value checked against its declaration
+    (``app_modules.options``) before the backend does any work."""
     options = dict(options or {})
     opt_cls = getattr(cls, "Options", None)
     if opt_cls is None:
         if options:
             raise TalkerError(f"{cls.__name__} takes no options, got {sorted(options)}")
         return None
-    fields = {f.name: f for f in dataclasses.fields(opt_cls)}
-    unknown = sorted(set(options) - set(fields))
-    if unknown:
-        raise TalkerError(f"unknown option(s) {unknown} for {cls.__name__}; valid options = {sorted(fields)}")
-    return opt_cls(**{k: _coerce(v, fields[k]) for k, v in options.items()})
-
-
-def _coerce(value: Any, field: dataclasses.Field) -> Any:
-    """Command-line overrides arrive as strings; turn them into the field's declared scalar type."""
-    if not isinstance(value, str):
-        return value
-    t = field.type if isinstance(field.type, str) else getattr(field.type, "__name__", "")
-    t = t.replace(" ", "")
-    try:
-        if t in ("int", "int|None") and value not in ("", "None"):
-            return int(value)
-        if t in ("float", "float|None") and value not in ("", "None"):
-            return float(value)
-        if t in ("bool", "bool|None"):
-            return value.lower() in ("1", "true", "yes", "on")
-    except ValueError as e:
-        raise TalkerError(f"option {field.name} wants a {t}, got {value!r}") from e
-    if value == "None" and "None" in t:
-        return None
-    return value
+    return declared.build(opt_cls, options, cls.__name__)
 
 
 def create(stage: str, name: str, options: dict[str, Any] | None = None,

@@ -23,6 +23,7 @@ import torch
 from app_modules.checkpoints import CheckpointManager
 from app_modules.devices import torch_device
 from app_modules.errors import BadInputError, MissingWeightsError, TalkerError
+from app_modules.options import Declared, option
 from app_modules.safe_pickle import load_checkpoint
 from app_modules.state_dicts import key_mismatch
 from THG.enhancer.gfpgan_arch import GFPGANv1Clean
@@ -70,7 +71,7 @@ class GFPGANEnhancer:
     """Restores faces with GFPGAN; load once per process, call from any backend's render loop."""
 
     @dataclass(frozen=True)
-    class Options:
+    class Options(Declared, label="gfpgan"):
         # path to GFPGANv1.4.pth; empty: checkpoints/gfpgan/GFPGANv1.4.pth
         checkpoint: str = ""
         # "auto" (CUDA when available), "cpu", "cuda" or "cuda:N"
@@ -78,18 +79,12 @@ class GFPGANEnhancer:
         # half precision on the GPU (ignored on the CPU)
         fp16: bool = True
         # share of the restored face in the result: 0 returns the input, 1 GFPGAN's output only
-        weight: float = 0.5
+        weight: float = option(0.5, min=0, max=1, step=0.05, visitor=True)
         # faces per network call (a 512 face needs a few hundred MB of activations in fp32)
-        batch_size: int = 4
+        batch_size: int = option(4, min=1, max=64)
         # fresh noise on every call, as upstream GFPGAN; off, the stored noise maps keep video frames
         # from shimmering
         random_noise: bool = False
-
-        def __post_init__(self):
-            if not 0.0 <= self.weight <= 1.0:
-                raise TalkerError(f"the enhancer weight must be between 0 and 1, got {self.weight}")
-            if self.batch_size < 1:
-                raise TalkerError(f"the enhancer batch_size must be >= 1, got {self.batch_size}")
 
     def __init__(self, options: Options | None = None, checkpoints: CheckpointManager | None = None,
                  network: GFPGANv1Clean | None = None):

@@ -25,6 +25,7 @@ from app_modules import registry
 from app_modules.checkpoints import CheckpointManager
 from app_modules.config import Settings
 from app_modules.pipeline import Pipeline, Stages
+from app_modules.slots import RenderSlots
 
 BackendKey = tuple[str, str, str]  # (stage, name, options as sorted JSON)
 
@@ -36,7 +37,11 @@ class Runtime:
         self._settings = settings
         self.checkpoints = checkpoints or CheckpointManager()
         self.max_per_stage = max(1, max_per_stage)
+        # the one limit on turns rendering at once: every tab, the API and real-time sessions share it
+        self.renders = RenderSlots(settings.server.concurrency, settings.limits.queue)
         self._lock = threading.RLock()
+        self._face_mesh: Any = None
+        self._face_lock = threading.Lock()
         # least recently used first
         self._backends: OrderedDict[BackendKey, Any] = OrderedDict()
         self._pipelines: OrderedDict[tuple, Pipeline] = OrderedDict()
@@ -105,7 +110,28 @@ class Runtime:
             if pkey in self._pipelines:
                 self._pipelines.move_to_end(pkey)
             else:
-                self._pipelines[pkey] = Pipeline(stages, copy.deepcopy(s.pipeline))
+                # limits are the operator's, whatever settings a session chose
+                self._pipelines[pkey] = Pipeline(stages, copy.deepcopy(s.pipeline), limits=self._settings.limits,
+                                                 slots=self.renders, face_width=self.face_width)
                 while len(self._pipelines) > 2 * self.max_per_stage:
                     self._pipelines.popitem(last=False)
             return self._pipelines[pkey]
+
+    def face_width(self, image: Any) -> float | None:
+        """The width in pixels of the face in ``image`` (one shared MediaPipe mesh), None when no face is
+        found or MediaPipe is not installed: the talking head then decides for itself."""
+        with self._face_lock:
+            if self._face_mesh is None:
+                try:
+                    from THG.face_mesh import FaceMesh
+
+                    self._face_mesh = FaceMesh()
+                except ImportError:
+                    self._face_mesh = False
+        if self._face_mesh is False:
+            return None
+        from THG.face_mesh import face_width
+
+        landmarks = self._face_mesh(image)
+        return None if landmarks is None else face_width(landmarks)
+

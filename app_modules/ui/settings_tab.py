@@ -4,8 +4,10 @@ A change here applies to this browser session's next turn only: it replaces the 
 ``Settings`` (a copy of the process's defaults), never the defaults, which only the settings file and
 the command line set. Sessions that choose the same backend with the same options share one loaded
 instance (``Runtime``'s cache). Server settings (host, port, concurrency, upload limit, API token)
-are the process's and are not offered here. Only backends that can run here are offered; the others
-are listed with the reason and the fix.
+are the process's and are not offered here. Only backends that can run here (and that the operator
+offers visitors) are offered; the others are listed with the reason and the fix. Each backend's
+options are shown and accepted only where their declaration (``app_modules.options``) lets a visitor
+change them: paths, URLs, keys, pickle, threads, devices and cache folders are never on this page.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import gradio as gr
 import yaml
 
 from app_modules import config, registry
+from app_modules import options as declared
 from app_modules.config import Settings
 from app_modules.errors import TalkerError
 from app_modules.ui.chat_tabs import ensure_session
@@ -25,8 +28,13 @@ from app_modules.ui.session import Session
 
 
 def available(runtime: Runtime, stage: str) -> list[str]:
+    """The backends a visitor may pick for ``stage``: those the operator allows (``visitors.backends``;
+    all, where the stage is not named) that can run here, and always the operator's own choice."""
+    allowed = runtime.settings.visitors.backends.get(stage)
+    mine = runtime.settings.backend(stage)
     return [s.name for s in registry.BACKENDS
-            if s.stage == stage and registry.why_unavailable(s, runtime.checkpoints) is None]
+            if s.stage == stage and (allowed is None or s.name in allowed or s.name == mine)
+            and registry.why_unavailable(s, runtime.checkpoints) is None]
 
 
 def unavailable_table(runtime: Runtime) -> list[list[str]]:
@@ -39,43 +47,48 @@ def unavailable_table(runtime: Runtime) -> list[list[str]]:
 
 
 def options_yaml(runtime: Runtime, stage: str, name: str | None, settings: Settings | None = None) -> str:
-    """The backend's options: its defaults overlaid with ``settings`` (a session's; default: the
-    process's), as editable YAML."""
+    """The options a visitor may change for the backend (``app_modules.options``: never a path, URL, key or
+    process-wide knob), with their values in ``settings`` (a session's; default: the process's), as YAML."""
     if not name:
         return ""
-    values = {}
     try:
-        cls = registry.load_class(registry.spec(stage, name))
-        opt_cls = getattr(cls, "Options", None)
-        if opt_cls is not None:
-            values = {f.name: _default(f) for f in dataclasses.fields(opt_cls)}
+        opt_cls = getattr(registry.load_class(registry.spec(stage, name)), "Options", None)
     except TalkerError as e:
         return f"# {e}\n"
-    values.update((settings or runtime.settings).options_for(name))
-    return yaml.safe_dump(values, sort_keys=False, allow_unicode=True) if values else "# no options\n"
-
-
-def _default(f: dataclasses.Field):
-    if f.default is not dataclasses.MISSING:
-        return f.default
-    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-        return f.default_factory()  # type: ignore[misc]
-    return None
+    if opt_cls is None:
+        return "# no options\n"
+    values = declared.visible(opt_cls, (settings or runtime.settings).options_for(name),
+                              runtime.settings.visitors.choices)
+    if not values:
+        return "# nothing here a visitor may change\n"
+    return yaml.safe_dump(values, sort_keys=False, allow_unicode=True)
 
 
 def apply(runtime: Runtime, session: Session, choices: dict[str, str], option_texts: dict[str, str],
           subtitles: str) -> str:
     """Validate the new settings fully (every chosen backend's options) before they replace the
-    session's own; other sessions and the process's defaults are untouched."""
+    session's own; other sessions and the process's defaults are untouched.
+
+    A visitor changes only what the operator lets a visitor change: a backend among ``available``, the
+    options declared ``visitor`` (or ``listed``, among ``visitors.choices``), the subtitles. Everything
+    else (the server, the limits, paths, URLs, keys) stays the operator's."""
     s = copy.deepcopy(session.settings)
-    # the server section is the process's, whatever the session holds
-    raw = {"pipeline": dataclasses.asdict(s.pipeline), "server": dataclasses.asdict(runtime.settings.server),
-           "options": copy.deepcopy(s.options)}
+    operator = runtime.settings
+    raw = {"pipeline": dataclasses.asdict(s.pipeline), "server": dataclasses.asdict(operator.server),
+           "limits": dataclasses.asdict(operator.limits), "realtime": dataclasses.asdict(operator.realtime),
+           "visitors": dataclasses.asdict(operator.visitors), "options": copy.deepcopy(operator.options)}
+    if subtitles not in ("srt", "burn"):
+        raise TalkerError(f"subtitles must be srt or burn, got {subtitles!r}")
     raw["pipeline"]["subtitles"] = subtitles
     for stage in registry.STAGES:
         name = choices.get(stage) or s.backend(stage)
+        if name not in available(runtime, stage):
+            raise TalkerError(f"the {stage} backend {name!r} is not offered here; choose one of "
+                              f"{', '.join(available(runtime, stage))}")
         raw[stage] = name
         text = option_texts.get(stage, "")
+        if len(text) > 20_000:
+            raise TalkerError(f"the {stage} options are too long")
         try:
             opts = yaml.safe_load(text) if text.strip() else {}
         except yaml.YAMLError as e:
@@ -85,8 +98,11 @@ def apply(runtime: Runtime, session: Session, choices: dict[str, str], option_te
         if not isinstance(opts, dict):
             raise TalkerError(f"the {stage} options must be a mapping of name: value")
         cls = registry.load_class(registry.spec(stage, name))
-        registry.build_options(cls, opts)  # unknown or mistyped options are named now, not at the next turn
-        raw["options"][name] = opts
+        opt_cls = getattr(cls, "Options", None)
+        merged = declared.overlay(opt_cls, operator.options_for(name), opts, operator.visitors.choices) \
+            if opt_cls is not None else opts
+        registry.build_options(cls, merged)  # unknown or mistyped options are named now, not at the next turn
+        raw["options"][name] = merged
     new = config.from_dict(raw)
     session.settings = new  # swapped whole: a turn already running keeps the settings it started with
     return ("Saved for this session. The backends " + ", ".join(f"{st}={new.backend(st)}" for st in registry.STAGES)
@@ -147,6 +163,9 @@ def settings_tab(runtime: Runtime, state: gr.State) -> None:
     message = gr.Markdown(elem_id="models-message")
 
     def on_download(backend, progress=gr.Progress()):  # noqa: B008 - gradio's way to ask for a progress bar
+        if not runtime.settings.visitors.downloads:
+            return gr.skip(), ("Downloads are the operator's: run `python -m app_modules.cli download "
+                               f"{backend or 'NAME'}` on the server (or set visitors.downloads: true).")
         if not backend:
             return gr.skip(), "Pick a backend to download first."
 
