@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -98,8 +99,10 @@ class GPTSoVITSTTS(TTS):
         speed: float = 1.0
         noise_scale: float = 0.5  # SoVITS prior sampling temperature (webui default)
         max_seconds: float = 0.0  # cap on one sentence's length; 0 = the checkpoint's max_sec (54 s)
-        hubert: str = "TencentGameMate/chinese-hubert-base"  # hub id or local folder
-        bert: str = "hfl/chinese-roberta-wwm-ext-large"  # hub id or local folder
+        # chinese-hubert-base and chinese-roberta-wwm-ext-large: a folder (or hub id); "" = the model manager's
+        # copies (`python -m app_modules.cli download gpt-sovits` fetches them with the checkpoints)
+        hubert: str = ""
+        bert: str = ""
         voices_dir: str = ""  # voice library folder; empty = TALKER_VOICES or checkpoints/voices
         allow_pickle: bool = False  # load checkpoints with torch.load(weights_only=False) (trusted files only)
         threads: int = 0  # torch CPU threads; 0 leaves torch's default
@@ -119,8 +122,9 @@ class GPTSoVITSTTS(TTS):
         self.sovits.to(self.device)
         max_sec = o.max_seconds or float(t2s_config.get("data", {}).get("max_sec", 54))
         self.early_stop_num = int(50 * max_sec)  # the webui's hz * max_sec (hz = 50, whatever the code rate)
-        self.hubert = self._load_hf("hubert", o.hubert)
-        self.bert, self.tokenizer = self._load_hf("bert", o.bert)
+        self.hubert = self._load_hf("hubert", o.hubert or str(ckpt.folder("gpt-sovits", "chinese-hubert-base/")))
+        self.bert, self.tokenizer = self._load_hf(
+            "bert", o.bert or str(ckpt.folder("gpt-sovits", "chinese-roberta-wwm-ext-large/")))
         self.voices = VoiceLibrary(o.voices_dir or None)
         self._voice: _VoiceState | None = None
         self._lock = threading.Lock()  # one synthesis at a time: the models are shared
@@ -147,16 +151,18 @@ class GPTSoVITSTTS(TTS):
             import transformers
         except ImportError as e:
             raise BackendUnavailableError("GPT-SoVITS needs transformers: `pip install transformers`") from e
+        local = {"local_files_only": True} if Path(name).is_dir() else {}  # a folder never goes to the hub
         try:
             if kind == "hubert":
-                return transformers.HubertModel.from_pretrained(name).eval().to(self.device)
-            model = transformers.AutoModel.from_pretrained(name).eval().to(self.device)
-            return model, transformers.AutoTokenizer.from_pretrained(name)
+                return transformers.HubertModel.from_pretrained(name, **local).eval().to(self.device)
+            model = transformers.AutoModel.from_pretrained(name, **local).eval().to(self.device)
+            return model, transformers.AutoTokenizer.from_pretrained(name, **local)
         except OSError as e:
             what = "chinese-hubert-base" if kind == "hubert" else "chinese-roberta-wwm-ext-large"
             raise MissingWeightsError(
                 f"cannot load {what} from {name!r} ({e}). Check the network (HF_ENDPOINT selects a mirror) "
-                f"or set the gpt-sovits option `{kind}` to a local folder holding the model") from e
+                f"or fetch it with `python -m app_modules.cli download gpt-sovits`, or set the gpt-sovits option "
+                f"`{kind}` to a local folder holding the model") from e
 
     # -- text ------------------------------------------------------------------------------------------
     def _bert_features(self, norm_text: str, word2ph: list[int]) -> torch.Tensor:

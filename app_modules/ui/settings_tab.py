@@ -17,7 +17,8 @@ import gradio as gr
 import yaml
 
 from app_modules import config, registry
-from app_modules.config import Settings
+from app_modules.checkpoints import DESCRIPTIONS
+from app_modules.config import AUTO, Settings
 from app_modules.errors import TalkerError
 from app_modules.ui.chat_tabs import ensure_session
 from app_modules.ui.runtime import Runtime
@@ -25,8 +26,9 @@ from app_modules.ui.session import Session
 
 
 def available(runtime: Runtime, stage: str) -> list[str]:
-    return [s.name for s in registry.BACKENDS
-            if s.stage == stage and registry.why_unavailable(s, runtime.checkpoints) is None]
+    """``auto`` and the backends that can run here (packages, programs, weights present)."""
+    return [AUTO] + [s.name for s in registry.BACKENDS
+                     if s.stage == stage and registry.why_unavailable(s, runtime.checkpoints) is None]
 
 
 def unavailable_table(runtime: Runtime) -> list[list[str]]:
@@ -38,11 +40,18 @@ def unavailable_table(runtime: Runtime) -> list[list[str]]:
     return rows
 
 
-def options_yaml(runtime: Runtime, stage: str, name: str | None, settings: Settings | None = None) -> str:
+def options_yaml(runtime: Runtime, stage: str, name: str | None, settings: Settings | None = None,
+                 probe: bool = True) -> str:
     """The backend's options: its defaults overlaid with ``settings`` (a session's; default: the
-    process's), as editable YAML."""
+    process's), as editable YAML. For ``auto``, what it picks (``probe=False``: without asking servers)."""
     if not name:
         return ""
+    if name == AUTO:
+        if not probe:
+            return "# auto: the best backend present and answering here (the line at the top of the page says which)\n"
+        choice = runtime.choice(stage, settings)
+        return (f"# auto picks {choice.name}: {choice.describe()}\n# its options come from the settings file; "
+                f"choose {choice.name} here to change them\n")
     values = {}
     try:
         cls = registry.load_class(registry.spec(stage, name))
@@ -70,11 +79,13 @@ def apply(runtime: Runtime, session: Session, choices: dict[str, str], option_te
     s = copy.deepcopy(session.settings)
     # the server section is the process's, whatever the session holds
     raw = {"pipeline": dataclasses.asdict(s.pipeline), "server": dataclasses.asdict(runtime.settings.server),
-           "options": copy.deepcopy(s.options)}
+           "models": dataclasses.asdict(runtime.settings.models), "options": copy.deepcopy(s.options)}
     raw["pipeline"]["subtitles"] = subtitles
     for stage in registry.STAGES:
         name = choices.get(stage) or s.backend(stage)
         raw[stage] = name
+        if name == AUTO:  # auto's options are those of the backend it picks, from the settings
+            continue
         text = option_texts.get(stage, "")
         try:
             opts = yaml.safe_load(text) if text.strip() else {}
@@ -94,8 +105,15 @@ def apply(runtime: Runtime, session: Session, choices: dict[str, str], option_te
 
 
 def checkpoint_rows(runtime: Runtime) -> list[list]:
-    return [[f.backend, f.name, f.size_mb or "", "optional" if f.optional else "required",
-             "✅ present" if ok else "missing"] for f, ok in runtime.checkpoints.status()]
+    ck = runtime.checkpoints
+    return [[f.backend, f.name, f.size_mb or "", "optional" if f.optional else "required", f.source(ck.source),
+             "✅ present" if ok else "missing"] for f, ok in ck.status()]
+
+
+def model_choices(runtime: Runtime) -> list[tuple[str, str]]:
+    """(label, model) pairs for the download drop-down: what each model is for, and whether it is here."""
+    ck = runtime.checkpoints
+    return [(f"{key}: {DESCRIPTIONS.get(key, '')}{' ✅' if ck.complete(key) else ''}", key) for key in ck.catalog]
 
 
 def settings_tab(runtime: Runtime, state: gr.State) -> None:
@@ -109,7 +127,7 @@ def settings_tab(runtime: Runtime, state: gr.State) -> None:
         with gr.Row():
             dropdowns[stage] = gr.Dropdown(names, value=current if current in names else None,
                                            label=f"{stage.upper()} backend", scale=1, elem_id=f"settings-{stage}")
-            codes[stage] = gr.Code(options_yaml(runtime, stage, current if current in names else None),
+            codes[stage] = gr.Code(options_yaml(runtime, stage, current if current in names else None, probe=False),
                                    language="yaml", label=f"{stage.upper()} options", scale=2,
                                    elem_id=f"settings-{stage}-options")
         dropdowns[stage].change(
@@ -137,11 +155,12 @@ def settings_tab(runtime: Runtime, state: gr.State) -> None:
     save.click(on_save, [state, *dropdowns.values(), *codes.values(), subtitles], [state, result],
                api_name="apply_settings", concurrency_limit=None)
 
-    gr.Markdown("### Model manager")
-    table = gr.Dataframe(checkpoint_rows(runtime), headers=["backend", "file", "MB", "kind", "status"],
+    gr.Markdown("### Model manager\nEvery model the backends use; a backend is offered above once all its files "
+                "are here. `python -m app_modules.cli download --list` prints the same.")
+    table = gr.Dataframe(checkpoint_rows(runtime), headers=["model", "file", "MB", "kind", "source", "status"],
                          interactive=False, elem_id="models-table")
     with gr.Row():
-        which = gr.Dropdown(sorted(runtime.checkpoints.catalog), label="Backend to download", scale=2)
+        which = gr.Dropdown(model_choices(runtime), label="Model to download", scale=2, elem_id="models-which")
         download = gr.Button("Download", scale=1, elem_id="models-download")
         refresh = gr.Button("Refresh", scale=1)
     message = gr.Markdown(elem_id="models-message")
@@ -157,7 +176,8 @@ def settings_tab(runtime: Runtime, state: gr.State) -> None:
             paths = runtime.checkpoints.download(backend, progress=report)
         except TalkerError as e:
             return checkpoint_rows(runtime), f"⚠️ {e}"
-        return checkpoint_rows(runtime), f"Downloaded {len(paths)} file(s) for {backend}."
+        return checkpoint_rows(runtime), (f"Downloaded {len(paths)} file(s) for {backend}. `auto` uses it from the "
+                                          "next turn (within half a minute); reload the page to offer it above.")
 
     download.click(on_download, which, [table, message], api_name=False, concurrency_limit=2)
     refresh.click(lambda: checkpoint_rows(runtime), None, table, api_name=False, concurrency_limit=None)

@@ -92,7 +92,8 @@ def run_turn(runtime: Runtime, session: Session, key: str, *, text: str | None =
         if heard is None and not typed:
             raise BadInputError("nothing to answer: type a question or record one with the microphone")
         face = portrait(image)
-        yield View(base + [{"role": "user", "content": typed or "🎤 …"}], status="Loading models…")
+        answering = runtime.choice("llm", session.settings).label
+        yield View(base + [{"role": "user", "content": typed or "🎤 …"}], status=f"Loading models ({answering})…")
         # the session's own backends and options, shared with every session that chose the same
         pipe = runtime.pipeline(settings=session.settings, need_asr=heard is not None, need_video=True, tts=tts,
                                 tts_options=tts_options)
@@ -124,7 +125,7 @@ def run_turn(runtime: Runtime, session: Session, key: str, *, text: str | None =
             final = (str(ev.video), str(ev.subtitles) if ev.subtitles else None) if ev.video else None
             secs = ev.timings.get("total", 0.0)
             view = replace(view, chat=chat_messages(history), final_video=final, done=True,
-                           status=f"Done in {secs:.1f} s.")
+                           status=f"Done in {secs:.1f} s. Answered by {answering}.")
         else:
             continue
         yield view
