@@ -26,9 +26,9 @@ from app_modules.ui.session import Session
 
 
 def available(runtime: Runtime, stage: str) -> list[str]:
-    """``auto`` and the backends that can run here (packages, programs, weights present)."""
-    return [AUTO] + [s.name for s in registry.BACKENDS
-                     if s.stage == stage and registry.why_unavailable(s, runtime.checkpoints) is None]
+    """The backends that can run here (packages, programs, weights present)."""
+    return [s.name for s in registry.BACKENDS
+            if s.stage == stage and registry.why_unavailable(s, runtime.checkpoints) is None]
 
 
 def unavailable_table(runtime: Runtime) -> list[list[str]]:
@@ -122,7 +122,7 @@ def settings_tab(runtime: Runtime, state: gr.State) -> None:
     dropdowns: dict[str, gr.Dropdown] = {}
     codes: dict[str, gr.Code] = {}
     for stage in registry.STAGES:
-        names = available(runtime, stage)
+        names = [AUTO, *available(runtime, stage)]  # auto: the best of these, as app_modules.auto picks
         current = runtime.settings.backend(stage)
         with gr.Row():
             dropdowns[stage] = gr.Dropdown(names, value=current if current in names else None,
