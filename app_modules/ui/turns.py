@@ -92,8 +92,11 @@ def run_turn(runtime: Runtime, session: Session, key: str, *, text: str | None =
         if heard is None and not typed:
             raise BadInputError("nothing to answer: type a question or record one with the microphone")
         face = portrait(image)
-        answering = runtime.choice("llm", session.settings).label
-        yield View(base + [{"role": "user", "content": typed or "🎤 …"}], status=f"Loading models ({answering})…")
+        llm = runtime.choice("llm", session.settings)
+        answering = llm.label or llm.name
+        note = f"; {llm.loading}" if llm.loading and not runtime.loaded("llm") else ""
+        yield View(base + [{"role": "user", "content": typed or "🎤 …"}],
+                   status=f"Loading models ({answering}{note})…")
         # the session's own backends and options, shared with every session that chose the same
         pipe = runtime.pipeline(settings=session.settings, need_asr=heard is not None, need_video=True, tts=tts,
                                 tts_options=tts_options)
