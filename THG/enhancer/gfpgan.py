@@ -23,6 +23,7 @@ import torch
 from app_modules.checkpoints import CheckpointManager
 from app_modules.devices import torch_device
 from app_modules.errors import BadInputError, MissingWeightsError, TalkerError
+from app_modules.safe_pickle import load_checkpoint
 from app_modules.state_dicts import key_mismatch
 from THG.enhancer.gfpgan_arch import GFPGANv1Clean
 
@@ -32,7 +33,7 @@ FEATHER = 0.1  # fraction of the pasted square over which the enhanced face fade
 def load_gfpgan(path: str | Path, **config) -> GFPGANv1Clean:
     """A ``GFPGANv1Clean`` in eval mode on the CPU from GFPGANv1.4.pth (v1.3 has the same layout).
 
-    The file is read with ``weights_only=True`` (no pickled code runs); its tensors are taken from
+    The file is read with ``app_modules.safe_pickle`` (no pickled code runs); its tensors are taken from
     ``params_ema`` (the averaged weights GFPGAN's own inference uses), else ``params``, else the
     dict itself, and must match the network exactly. ``config`` overrides the published
     architecture (tests use a smaller ``out_size``)."""
@@ -40,12 +41,7 @@ def load_gfpgan(path: str | Path, **config) -> GFPGANv1Clean:
     if not p.is_file():
         raise MissingWeightsError(f"GFPGAN checkpoint not found: {p} -- fetch it with "
                                   "`python -m app_modules.cli download gfpgan`")
-    try:
-        obj = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as e:  # truncated download, an HTML error page, a pickle with arbitrary objects
-        raise TalkerError(f"cannot read the GFPGAN checkpoint {p}: {type(e).__name__}: "
-                          f"{str(e).splitlines()[0][:200] if str(e) else ''}. The file may be incomplete or "
-                          "not a PyTorch checkpoint; download it again") from e
+    obj = load_checkpoint(p, what="GFPGAN checkpoint")
     state = obj
     if isinstance(obj, Mapping):
         for key in ("params_ema", "params"):
