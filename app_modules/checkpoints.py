@@ -263,8 +263,9 @@ class CheckpointManager:
         f = self._entry(backend, name)
         p = self.path(f)
         if p is None:
-            raise MissingWeightsError(f"missing weights for {backend}: {name} (not in {self.local_path(f)} nor "
-                                      f"the Hugging Face cache) -- fetch them with {self.hint(backend)}")
+            # the local path names the file and where one put by hand goes; the hub cache is looked in too
+            raise MissingWeightsError(f"missing weights for {backend}: {self.local_path(f)} -- fetch them with "
+                                      f"{self.hint(backend)}")
         return p
 
     def folder(self, backend: str, prefix: str = "") -> Path:
