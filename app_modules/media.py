@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from app_modules.errors import BadInputError, TalkerError
+from app_modules.text import ends_sentence
 from app_modules.types import Audio, WordTiming
 
 # Below this RMS (about -50 dBFS) a recording holds no speech worth transcribing.
@@ -235,23 +236,66 @@ def _srt_time(t: float) -> str:
     return f"{h:02d}:{m:02d}:{s:02d},{ms:03d}"
 
 
-def subtitle_cues(words: Sequence[WordTiming], max_chars: int = 42) -> list[WordTiming]:
+def subtitle_cues(words: Sequence[WordTiming], max_chars: int = 42, min_s: float = 0.8) -> list[WordTiming]:
     """Group word timings into readable cues of at most ``max_chars`` characters; a sentence's end
-    always ends its cue."""
-    cues: list[WordTiming] = []
-    cur: list[WordTiming] = []
+    always ends its cue.
+
+    No cue is shown for less than ``min_s`` unless it is a whole sentence: a short cue is joined
+    with its neighbour in the sentence and the pair split again where both last long enough (or
+    kept as one longer cue when no such split exists). A cue is then held on screen for ``min_s``
+    where the next one leaves room."""
+    sentences: list[list[WordTiming]] = [[]]
     for w in words:
-        text = _join([c.text for c in cur + [w]])
-        if cur and (len(text) > max_chars or cur[-1].text.rstrip("\"'”’)）」").endswith(_SENTENCE_END)):
-            cues.append(WordTiming(_join([c.text for c in cur]), cur[0].start, cur[-1].end))
-            cur = []
-        cur.append(w)
-    if cur:
-        cues.append(WordTiming(_join([c.text for c in cur]), cur[0].start, cur[-1].end))
+        sentences[-1].append(w)
+        if ends_sentence(w.text):
+            sentences.append([])
+    cues: list[WordTiming] = []
+    for sentence in sentences:
+        groups = _no_short_groups(_greedy_groups(sentence, max_chars), max_chars, min_s)
+        cues.extend(WordTiming(_join([w.text for w in g]), g[0].start, g[-1].end) for g in groups)
+    for i, c in enumerate(cues[:-1]):
+        if c.end - c.start < min_s:
+            cues[i] = WordTiming(c.text, c.start, max(c.end, min(c.start + min_s, cues[i + 1].start)))
     return cues
 
 
-_SENTENCE_END = tuple(".!?;。！？；…")
+def _greedy_groups(words: list[WordTiming], max_chars: int) -> list[list[WordTiming]]:
+    groups: list[list[WordTiming]] = []
+    for w in words:
+        if groups and len(_join([x.text for x in groups[-1] + [w]])) <= max_chars:
+            groups[-1].append(w)
+        else:
+            groups.append([w])
+    return groups
+
+
+def _no_short_groups(groups: list[list[WordTiming]], max_chars: int, min_s: float) -> list[list[WordTiming]]:
+    """Join each too-short cue of a sentence with a neighbour; split the pair again if it can be."""
+
+    def length(g: list[WordTiming]) -> float:
+        return g[-1].end - g[0].start
+
+    while len(groups) > 1:
+        short = [i for i, g in enumerate(groups) if length(g) < min_s]
+        if not short:
+            break
+        i = short[0]
+        # join with the neighbour that makes the shorter text
+        j = i - 1 if i == len(groups) - 1 or (i > 0 and len(_join([w.text for w in groups[i - 1]]))
+                                             < len(_join([w.text for w in groups[i + 1]]))) else i + 1
+        a, b = min(i, j), max(i, j)
+        merged = groups[a] + groups[b]
+        best = None
+        for k in range(1, len(merged)):
+            left, right = merged[:k], merged[k:]
+            if min(length(left), length(right)) >= min_s and \
+                    max(len(_join([w.text for w in left])), len(_join([w.text for w in right]))) <= max_chars:
+                # the most even split in time
+                score = abs(length(left) - length(right))
+                if best is None or score < best[0]:
+                    best = (score, k)
+        groups[a:b + 1] = [merged[:best[1]], merged[best[1]:]] if best else [merged]
+    return groups
 
 
 def _join(tokens: list[str]) -> str:

@@ -44,6 +44,8 @@ from app_modules.types import (
     WordTiming,
 )
 from LLM.speakable import to_speech
+from TTS.align import written_words
+from TTS.text_norm import normalize_text
 
 log = logging.getLogger(__name__)
 _DONE = object()
@@ -224,11 +226,15 @@ class Pipeline:
         return said
 
     def _speak(self, index: int, sentence: str, offset: float, turn_dir: Path) -> SentenceAudio:
-        speech = self.stages.tts.synthesize(speech_text(sentence))
+        said = speech_text(sentence)
+        speech = self.stages.tts.synthesize(said)
         fps = getattr(self.stages.thg, "fps", 25)
         audio = media.pad_to_frames(speech.audio, fps)
         path = media.write_wav(audio, turn_dir / f"sentence-{index:03d}.wav")
-        words = speech.words or (WordTiming(sentence, 0.0, speech.audio.duration),)
+        # subtitles (and the words heard before a barge-in) read as the chat does, "3" not "three",
+        # timed by the words the voice said
+        written = normalize_text(said, numbers=False) or sentence
+        words = written_words(written, speech.words) or (WordTiming(written, 0.0, speech.audio.duration),)
         shifted = tuple(WordTiming(w.text, w.start + offset, w.end + offset) for w in words)
         return SentenceAudio(index, sentence, audio, path, shifted)
 
@@ -256,8 +262,9 @@ class Pipeline:
                 timings: dict[str, float], t0: float) -> TurnResult:
         audio = media.concat_audio(s.audio for s in spoken)
         audio_path = media.write_wav(audio, turn_dir / "answer.wav")
-        words = [w for s in spoken for w in s.words]
-        srt = media.write_srt(media.subtitle_cues(words), turn_dir / "answer.srt")
+        # cues per sentence: a cue never runs across the end of one
+        cues = [c for s in spoken for c in media.subtitle_cues(s.words)]
+        srt = media.write_srt(cues, turn_dir / "answer.srt")
         video = None
         if videos:
             burn = srt if self.settings.subtitles == "burn" else None

@@ -92,3 +92,16 @@ def _is_cjk(ch: str) -> bool:
 def split_sentences(text: str, min_chars: int = 6) -> list[str]:
     sp = SentenceSplitter(min_chars)
     return sp.feed(text) + sp.flush()
+
+
+def ends_sentence(word: str) -> bool:
+    """Whether a word with its punctuation ("soon.", "你。", "Dr.") ends a sentence, by the same rules
+    as ``SentenceSplitter``: "Dr." and "e.g." do not."""
+    core = word.rstrip(_CLOSERS)
+    if not core:
+        return False
+    if core[-1] in _CJK_END:
+        return True
+    if core[-1] not in _LATIN_END:
+        return False
+    return not (core[-1] == "." and _word_before(core, len(core) - 1).lower() in _ABBREVIATIONS)

@@ -338,7 +338,10 @@ class ConversationEngine:
             frame = turn.playout.current_frame()
             if frame is not None and turn.metrics.first_frame is None:
                 turn.metrics.first_frame = time.perf_counter()
-        return self.idle.apply(self.idle.base if frame is None else frame, time.perf_counter() - self._t0)
+        # a backend that blinks in its own frames (lite) is not blinked over a second time
+        own_blinks = frame is not None and getattr(self.pipeline.stages.thg, "blinks", False)
+        return self.idle.apply(self.idle.base if frame is None else frame, time.perf_counter() - self._t0,
+                               blink=not own_blinks)
 
     # ---------------------------------------------------------------------------------- misc
     def _set_state(self, state: State) -> None:

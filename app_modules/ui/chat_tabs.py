@@ -22,9 +22,16 @@ from app_modules.ui.session import Session
 from app_modules.ui.turns import chat_messages, run_turn
 
 ASSETS = Path(__file__).resolve().parent / "assets"
-# The one real portrait that ships offline (a public-domain photo, from matplotlib's sample data);
-# the role choice changes the voice, and any other face can be used in the "Your photo" tab.
+# Portraits that ship with the app: public-domain photos only (assets/README.md names each one's
+# source and licence). Each speaks with its role's voice (voices.ROLES), and choosing a role shows
+# that role's portrait where there is one; any other face can be used in the "Your photo" tab.
 BUILTIN_AVATARS = {"Grace Hopper": ASSETS / "grace_hopper.jpg"}
+AVATAR_ROLES = {"Grace Hopper": "Female"}
+
+
+def avatar_for_role(role: str) -> str | None:
+    """The built-in avatar of ``role``, or None when none ships (the face stays, the voice changes)."""
+    return next((name for name, r in AVATAR_ROLES.items() if r == role and name in BUILTIN_AVATARS), None)
 
 
 @dataclass
@@ -126,14 +133,21 @@ def wire(panel: Panel, runtime: Runtime, state: gr.State, key: str, extra: list[
 
 
 def builtin_tab(runtime: Runtime, state: gr.State) -> None:
-    gr.Markdown("Talk to a built-in avatar. The role picks a female or male voice.")
+    faces = all(avatar_for_role(r) for r in voices.ROLES)
+    gr.Markdown("Talk to a built-in avatar. The role picks a female or male voice"
+                + (", and the face to match." if faces else "."))
+    first = next(iter(BUILTIN_AVATARS))
     with gr.Row():
-        avatar = gr.Dropdown(list(BUILTIN_AVATARS), value=next(iter(BUILTIN_AVATARS)), label="Avatar",
-                             elem_id="builtin-avatar")
-        role = gr.Radio(list(voices.ROLES), value=voices.ROLES[0], label="Role (voice)", elem_id="builtin-role")
-    preview = gr.Image(value=str(next(iter(BUILTIN_AVATARS.values()))), label="Portrait", interactive=False,
+        avatar = gr.Dropdown(list(BUILTIN_AVATARS), value=first, label="Avatar", elem_id="builtin-avatar")
+        role = gr.Radio(list(voices.ROLES), value=AVATAR_ROLES.get(first, voices.ROLES[0]), label="Role",
+                        elem_id="builtin-role")
+    preview = gr.Image(value=str(BUILTIN_AVATARS[first]), label="Portrait", interactive=False,
                        height=220, elem_id="builtin-preview")
     avatar.change(lambda name: str(BUILTIN_AVATARS[name]), avatar, preview, api_name=False, concurrency_limit=None)
+    # the role and the face follow each other (user choices only: no ping-pong of change events)
+    role.input(lambda r: avatar_for_role(r) or gr.skip(), role, avatar, api_name=False, concurrency_limit=None)
+    avatar.input(lambda name: AVATAR_ROLES.get(name, gr.skip()), avatar, role, api_name=False,
+                 concurrency_limit=None)
     panel = build_panel("builtin")
     wire(panel, runtime, state, "builtin", [avatar, role],
          lambda settings, name, r: {"image": BUILTIN_AVATARS.get(name, next(iter(BUILTIN_AVATARS.values()))),
