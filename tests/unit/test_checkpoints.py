@@ -139,15 +139,18 @@ def test_cli_list_prints_each_file_its_source_and_size(capsys):
     assert "chinese-hubert-base/pytorch_model.bin" in out and "chinese-roberta-wwm-ext-large/tokenizer.json" in out
 
 
-def test_cli_defaults_offline_say_one_line_per_model(tmp_path, capsys, monkeypatch):
+def test_cli_defaults_offline_say_one_line_per_model(tmp_path, capsys, monkeypatch, smollm2_cache):
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    (tmp_path / "converted").symlink_to(smollm2_cache)  # the session's conversion: found, not made again
     assert main(["download", "--defaults", "--root", str(tmp_path)]) == 3
-    err = capsys.readouterr().err.splitlines()
+    captured = capsys.readouterr()
+    err = captured.err.splitlines()
     for name in ("whisper-base", "qwen2.5-0.5b", "wav2lip", "piper"):
         line = next(ln for ln in err if ln.startswith(f"{name}: not fetched"))
         assert f"python -m app_modules.cli download {name}" in line
     assert "offline fallbacks" in err[-1]
+    assert "smollm2: ready (the offline LLM" in captured.out  # no Qwen: the wheel's model is made ready instead
 
 
 def test_cli_download_unknown_model(capsys):
