@@ -30,18 +30,21 @@ from app_modules.ui.session import Session
 
 
 def available(runtime: Runtime, stage: str) -> list[str]:
-    """The backends a visitor may pick for ``stage``: ``auto`` (the best of the others, as
-    ``app_modules.auto`` picks) and those the operator allows (``visitors.backends``; all, where the stage
-    is not named) that can run here, and always the operator's own choice."""
+    """The backends a visitor may pick for ``stage``: those the operator allows (``visitors.backends``;
+    all, where the stage is not named) that can run here, and always the operator's own choice."""
     allowed = runtime.settings.visitors.backends.get(stage)
     mine = runtime.settings.backend(stage)
-    auto = [AUTO] if allowed is None or AUTO in allowed or mine == AUTO else []
-    return auto + [s.name for s in registry.BACKENDS
-                   if s.stage == stage and (allowed is None or s.name in allowed or s.name == mine)
-                   and registry.why_unavailable(s, runtime.checkpoints) is None]
     return [s.name for s in registry.BACKENDS
             if s.stage == stage and (allowed is None or s.name in allowed or s.name == mine)
             and registry.why_unavailable(s, runtime.checkpoints) is None]
+
+
+def offered(runtime: Runtime, stage: str) -> list[str]:
+    """What the stage's drop-down offers: ``auto`` (the best of the others, as ``app_modules.auto`` picks)
+    where the operator allows it, then ``available``."""
+    allowed = runtime.settings.visitors.backends.get(stage)
+    auto = allowed is None or AUTO in allowed or runtime.settings.backend(stage) == AUTO
+    return [AUTO] * auto + available(runtime, stage)
 
 
 def unavailable_table(runtime: Runtime) -> list[list[str]]:
@@ -98,9 +101,9 @@ def apply(runtime: Runtime, session: Session, choices: dict[str, str], option_te
     raw["pipeline"]["subtitles"] = subtitles
     for stage in registry.STAGES:
         name = choices.get(stage) or s.backend(stage)
-        if name not in available(runtime, stage):
+        if name not in offered(runtime, stage):
             raise TalkerError(f"the {stage} backend {name!r} is not offered here; choose one of "
-                              f"{', '.join(available(runtime, stage))}")
+                              f"{', '.join(offered(runtime, stage))}")
         raw[stage] = name
         if name == AUTO:  # auto's options are those of the backend it picks, from the settings
             continue
@@ -145,7 +148,7 @@ def settings_tab(runtime: Runtime, state: gr.State) -> None:
     dropdowns: dict[str, gr.Dropdown] = {}
     codes: dict[str, gr.Code] = {}
     for stage in registry.STAGES:
-        names = available(runtime, stage)  # auto first: the best of the others, as app_modules.auto picks
+        names = offered(runtime, stage)
         current = runtime.settings.backend(stage)
         with gr.Row():
             dropdowns[stage] = gr.Dropdown(names, value=current if current in names else None,
