@@ -10,6 +10,7 @@ import pytest
 
 from app_modules import auto, config, registry
 from app_modules.checkpoints import CATALOG, CheckpointManager
+from app_modules.errors import StageError
 from tests.fakes.gemini_server import GeminiServer
 from tests.fakes.hub_server import HubServer
 from tests.fakes.openai_server import OpenAIServer, Reply
@@ -71,8 +72,15 @@ def test_a_gemini_key_picks_gemini(ck, monkeypatch):
     with GeminiServer(Reply.text("Bonjour.")) as server:
         c = auto.resolve(settings(f"gemini.base_url={server.base_url}"), "llm", ck, FAST)
         assert c.name == "gemini" and "GEMINI_API_KEY" in c.reason
+        # the environment's key goes only to Google's own host (issue 15), never to this stand-in
+        with pytest.raises(StageError, match="generativelanguage.googleapis.com"):
+            "".join(registry.create("llm", c.name, c.options, ck).stream([{"role": "user", "content": "Hi"}]))
+        assert not server.chat_requests
+        # an operator's key for that server, from the settings, is what a non-Google base_url gets
+        c = auto.resolve(settings(f"gemini.base_url={server.base_url}", "gemini.api_key=op-key"), "llm", ck, FAST)
         reply = "".join(registry.create("llm", c.name, c.options, ck).stream([{"role": "user", "content": "Hi"}]))
-    assert reply == "Bonjour." and server.chat_requests[0].headers["x-goog-api-key"] == "g-key"
+    assert c.name == "gemini"
+    assert reply == "Bonjour." and server.chat_requests[0].headers["x-goog-api-key"] == "op-key"
 
 
 def test_neither_server_nor_key_offline_is_smollm2_and_says_how_to_do_better(ck):
