@@ -32,3 +32,12 @@ def portrait(portrait_path):
     import cv2
 
     return cv2.cvtColor(cv2.imread(str(portrait_path)), cv2.COLOR_BGR2RGB)
+
+
+@pytest.fixture(scope="session")
+def ditto_root(reference_dir, tmp_path_factory) -> Path:
+    """A checkpoints root whose ``ditto/`` folder holds seeded Ditto networks in the published containers,
+    a tiny HuBERT ONNX and a settings pickle (``tests/helpers/ditto_files.py``); 700 MB, written once."""
+    from tests.helpers.ditto_files import write_ditto_tree
+
+    return write_ditto_tree(reference_dir, tmp_path_factory.mktemp("ditto-checkpoints"))
