@@ -145,6 +145,12 @@ class MotionStream:
     def finish(self, frames: int) -> np.ndarray:
         """Run the last windows (padded) and return what is left of ``frames`` frames in all."""
         self._run(end=True, total=frames)
+        short = frames - self.emitted - sum(map(len, self.out))
+        if self.online and short > 0 and self.valid_start is not None:
+            # audio shorter than one window's new part: upstream releases nothing after its first (and
+            # only) window; the frames are there, so they are released rather than lost
+            w = self.windows
+            self.out.append(w.frames(self.valid_start, min(self.valid_start + short, w.end)).copy())
         out = self._take()
         if self.emitted > frames:
             out = out[:len(out) - (self.emitted - frames)]
