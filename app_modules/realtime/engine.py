@@ -32,7 +32,7 @@ import numpy as np
 from app_modules import media
 from app_modules.history import ChatHistory
 from app_modules.pipeline import Pipeline
-from app_modules.realtime.idle import IdleMotion, IdleOptions
+from app_modules.realtime.idle import IdleClip, IdleMotion, IdleOptions
 from app_modules.realtime.playout import Playout, Segment
 from app_modules.realtime.turn_vad import Paused, SpeechStarted, TurnDetector, TurnOptions, UtteranceEnded
 from app_modules.types import Audio, SentenceAudio, StageFailed, Transcript, TurnResult
@@ -149,9 +149,13 @@ class ConversationEngine:
         self._closed = False
 
     # ------------------------------------------------------------------------- setup helpers
-    def _idle_for(self, image: np.ndarray | None) -> IdleMotion | None:
+    def _idle_for(self, image: np.ndarray | None) -> IdleMotion | IdleClip | None:
         if image is None:
             return None
+        thg = self.pipeline.stages.thg
+        if self.avatar is not None and hasattr(thg, "idle_frames"):
+            # the backend animates silence itself (Ditto's motion model): loop that rather than a warp
+            return IdleClip([self._fit(f) for f in thg.idle_frames(self.avatar)], self.fps)
         base = image
         if self.avatar is not None:
             # the backend's own neutral frame (its crop and size), from a moment of silence
@@ -338,7 +342,8 @@ class ConversationEngine:
             frame = turn.playout.current_frame()
             if frame is not None and turn.metrics.first_frame is None:
                 turn.metrics.first_frame = time.perf_counter()
-        return self.idle.apply(self.idle.base if frame is None else frame, time.perf_counter() - self._t0)
+        t = time.perf_counter() - self._t0
+        return self.idle.frame(t) if frame is None else self.idle.over(frame, t)
 
     # ---------------------------------------------------------------------------------- misc
     def _set_state(self, state: State) -> None:
