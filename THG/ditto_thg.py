@@ -124,7 +124,7 @@ class DittoTHG(THG):
     def _emotion(self) -> np.ndarray:
         from THG.ditto.motion import EMOTIONS, emotion_rows
 
-        e = self.options.emotion.strip().lower()
+        e = str(self.options.emotion).strip().lower()
         if not e:
             return self.config.emo
         return emotion_rows(EMOTIONS.index(e) if e in EMOTIONS else int(e))
@@ -288,7 +288,7 @@ def _verify_options(o: DittoTHG.Options) -> None:
         raise TalkerError(f"lookahead must be 1..{SEQ // 2} frames, got {o.lookahead}")
     if o.sampling_timesteps < 0 or o.sampling_timesteps > 1000:
         raise TalkerError(f"sampling_timesteps must be 0 (the settings file's) or 1..1000, got {o.sampling_timesteps}")
-    e = o.emotion.strip().lower()
+    e = str(o.emotion).strip().lower()
     if e and e not in EMOTIONS and not (e.isdigit() and int(e) < 8):
         raise TalkerError(f"unknown emotion {o.emotion!r}; choices = {list(EMOTIONS)} (or 0-7)")
     if o.blink_every < -1:

@@ -96,7 +96,7 @@ def bench_ditto(thg, repeats: int) -> None:
         feature = torch.randn(batch, 32, 16, size, size, device=dev)
         kp_s = 0.3 * torch.randn(batch, 21, 3, device=dev)
         with torch.no_grad(), thg._autocast():
-            def run():
+            def run(feature=feature, kp_s=kp_s):
                 return thg.decoder(thg.warp(feature, kp_s, kp_s + 0.01))
             run()
             _sync(dev)

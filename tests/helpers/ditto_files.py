@@ -22,7 +22,9 @@ import numpy as np
 HUBERT_SAMPLES, HUBERT_FRAMES, HUBERT_DIM = 6480, 20, 1024
 
 
-def write_tiny_hubert(path: Path, seed: int = 0, hidden: int = 16) -> Path:
+def write_tiny_hubert(path: Path, seed: int = 0, hidden: int = 16, loudness: float = 0.0) -> Path:
+    """``loudness`` > 0: feature 0 of every row is that times the RMS of the row's 400 samples (a
+    feature the see-through LMDM of ``ditto_seethrough`` reads)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -38,8 +40,26 @@ def write_tiny_hubert(path: Path, seed: int = 0, hidden: int = 16) -> Path:
         helper.make_node("Tanh", ["frames"], ["act"]),
         helper.make_node("Transpose", ["act"], ["act_t"], perm=[0, 2, 1]),
         helper.make_node("MatMul", ["act_t", "proj_w"], ["feat"]),
-        helper.make_node("Reshape", ["feat", "shape_out"], ["encoding_out"]),
     ]
+    if loudness > 0:
+        inits += [numpy_helper.from_array(np.full((1, 1, 400), 1 / 400, np.float32), "mean_w"),
+                  numpy_helper.from_array(np.array(loudness, np.float32), "loud_scale"),
+                  numpy_helper.from_array(np.array([1], np.int64), "one"),
+                  numpy_helper.from_array(np.array([HUBERT_DIM], np.int64), "dim"),
+                  numpy_helper.from_array(np.array([2], np.int64), "axis")]
+        nodes += [
+            helper.make_node("Mul", ["wave", "wave"], ["power"]),
+            helper.make_node("Conv", ["power", "mean_w"], ["mean_power"], strides=[320]),  # (1, 1, 20)
+            helper.make_node("Sqrt", ["mean_power"], ["rms"]),
+            helper.make_node("Mul", ["rms", "loud_scale"], ["loud"]),
+            helper.make_node("Transpose", ["loud"], ["loud_t"], perm=[0, 2, 1]),  # (1, 20, 1)
+            helper.make_node("Slice", ["feat", "one", "dim", "axis"], ["rest"]),
+            helper.make_node("Concat", ["loud_t", "rest"], ["feat_all"], axis=2),
+        ]
+        last = "feat_all"
+    else:
+        last = "feat"
+    nodes.append(helper.make_node("Reshape", [last, "shape_out"], ["encoding_out"]))
     graph = helper.make_graph(
         nodes, "tiny_hubert_streaming",
         [helper.make_tensor_value_info("input_values", TensorProto.FLOAT, [1, HUBERT_SAMPLES])],
