@@ -189,7 +189,8 @@ class DittoTHG(THG):
 
     def render_stream(self, avatar: DittoAvatar, chunks: Iterable[Audio]) -> Iterator[np.ndarray]:
         """Frames for speech that arrives in pieces: each piece's features go to the motion windows at
-        once, and frames leave as their windows are sampled. The frames are those of the joined audio."""
+        once, and frames leave as their windows are sampled. The frames are those of the joined audio
+        (exactly for 16 kHz pieces; others are resampled piece by piece)."""
         from THG.ditto.hubert import SAMPLE_RATE, frame_count
 
         features = self.hubert.stream()
