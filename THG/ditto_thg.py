@@ -79,7 +79,7 @@ class DittoTHG(THG):
         emotion: str = ""  # "": the settings file's; one of angry disgust fear happy neutral sad surprise contempt
         blink_every: int = 0  # frames between blinks: 0 random 60-100 (upstream's), -1 never, N: every N frames
         render_size: int = 256  # the networks' input (the published 256 -> 512 crops); a multiple of 128
-        batch_size: int = 4  # frames per warp + decoder call
+        batch_size: int = 0  # frames per warp + decoder call; 0: 8 on CUDA, 1 on the CPU (batches are slower there)
         max_side: int = 1920  # portraits larger than this are scaled down first (upstream's max_size)
         # the silent clip the Real-time tab loops between answers; 0: 2 s on CUDA, 0.2 s on the CPU (where
         # every frame takes seconds, and the clip is rendered when a conversation starts)
@@ -191,7 +191,7 @@ class DittoTHG(THG):
         """Frames for speech that arrives in pieces: each piece's features go to the motion windows at
         once, and frames leave as their windows are sampled. The frames are those of the joined audio
         (exactly for 16 kHz pieces; others are resampled piece by piece)."""
-        from THG.ditto.hubert import SAMPLE_RATE, frame_count
+        from THG.ditto.hubert import HOP, SAMPLE_RATE, frame_count
 
         features = self.hubert.stream()
         motion = self.motion_stream(avatar)
@@ -201,9 +201,11 @@ class DittoTHG(THG):
         for chunk in chunks:
             samples = resample(chunk, SAMPLE_RATE).samples
             total += len(samples)
-            frames = motion.push(features.push(samples))
-            yield from self._frames(avatar, motion, frames, start + done)
-            done += len(frames)
+            # one HuBERT hop at a time: a window's frames are rendered before later windows are sampled
+            for at in range(0, len(samples), HOP):
+                frames = motion.push(features.push(samples[at:at + HOP]))
+                yield from self._frames(avatar, motion, frames, start + done)
+                done += len(frames)
         n = frame_count(total)
         frames = np.concatenate([motion.push(features.finish()), motion.finish(n)])
         yield from self._frames(avatar, motion, frames, start + done)
@@ -243,7 +245,7 @@ class DittoTHG(THG):
         if not len(vectors):
             return
         x_s, x_d = self.keypoints(avatar, motion_stream, vectors, first)
-        bs = self.options.batch_size
+        bs = self.options.batch_size or (8 if self.device.type == "cuda" else 1)
         for i in range(0, len(x_d), bs):
             yield from self._render_batch(avatar, x_s, x_d[i:i + bs])
 
@@ -294,8 +296,8 @@ def _verify_options(o: DittoTHG.Options) -> None:
         raise TalkerError(f"unknown emotion {o.emotion!r}; choices = {list(EMOTIONS)} (or 0-7)")
     if o.blink_every < -1:
         raise TalkerError(f"blink_every must be -1 (never), 0 (random) or a number of frames, got {o.blink_every}")
-    if o.batch_size < 1:
-        raise TalkerError(f"batch_size must be at least 1, got {o.batch_size}")
+    if o.batch_size < 0:
+        raise TalkerError(f"batch_size must be 0 (automatic) or a number of frames, got {o.batch_size}")
     if o.max_side < 64:
         raise TalkerError(f"max_side must be at least 64, got {o.max_side}")
     if not math.isfinite(o.idle_seconds) or not 0 <= o.idle_seconds <= 30:

@@ -92,7 +92,7 @@ def bench_ditto(thg, repeats: int) -> None:
     print(f"{'LMDM window':28s} {thg.steps} steps: {window * 1000:8.0f} ms for {frames} new frames "
           f"({window / frames * 1000:.0f} ms a frame)")
     size = thg.options.render_size // 4
-    for batch in sorted({1, thg.options.batch_size}):
+    for batch in sorted({1, thg.options.batch_size or (8 if dev.type == 'cuda' else 1), 4}):
         feature = torch.randn(batch, 32, 16, size, size, device=dev)
         kp_s = 0.3 * torch.randn(batch, 21, 3, device=dev)
         with torch.no_grad(), thg._autocast():
