@@ -6,7 +6,9 @@ averaged in pairs are 5 video frames' features. Windows advance by 3200 samples 
 first starting 2000 samples before the audio, so frame ``i``'s features see the audio up to 80 ms after
 frame ``i + 4`` ends: a chunk of 5 frames needs 4480 samples past its start (upstream
 ``Wav2FeatHubert.wav2feat``). ``Stream`` gives the same rows as ``features`` for audio that arrives
-in pieces.
+in pieces. (Upstream's online demo puts 1920 samples of silence in front instead of 2000, shifting its
+online features by 80 samples from its offline ones; here both schedules use the offline geometry, so
+online and offline runs see the same features.)
 """
 
 from __future__ import annotations

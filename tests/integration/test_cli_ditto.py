@@ -102,7 +102,7 @@ def test_ditto_say_moves_the_head_blinks_and_moves_the_mouth_with_the_speech(see
     out = tmp_path / "hi.mp4"
     proc = cli("say", "--image", str(portrait_path), "--text", "Hi there.", "--out", str(out), "--tts", "espeak",
                "--thg", "ditto", "--checkpoint", str(see_through.folder), "--set", "ditto.render_size=128",
-               "--set", "ditto.sampling_timesteps=1", "--set", "ditto.device=cpu", "--set", "ditto.batch_size=4",
+               "--set", "ditto.sampling_timesteps=1", "--set", "ditto.device=cpu",
                "--set", f"ditto.blink_every={BLINK_EVERY}", catalog=empty_catalog)
     assert proc.returncode == 0, proc.stderr
     h, w = portrait.shape[0] // 2 * 2, portrait.shape[1] // 2 * 2

