@@ -46,11 +46,15 @@ def run_transcribe(args: argparse.Namespace) -> int:
 
 def _transcribe(args: argparse.Namespace) -> str:
     from app_modules import media, registry
+    from app_modules.auto import resolve
     from ASR.base import SAMPLE_RATE
 
     settings = config.from_args(args)
-    name = args.asr or settings.asr
-    options = settings.options_for(name)
+    if args.asr:
+        name, options = args.asr, settings.options_for(args.asr)
+    else:  # the settings' backend, or the one auto picks
+        choice = resolve(settings, "asr")
+        name, options = choice.name, choice.options
     if args.model:
         options["model"] = args.model
     if getattr(args, "device", None):

@@ -74,10 +74,10 @@ def normalise_language(language: str | None) -> str | None:
 
 
 def check_language(language: str | None, valid: set[str] | dict[str, Any], backend: str) -> str | None:
-    """``language`` normalised, or a ``TalkerError`` listing the codes ``backend`` knows."""
+    """``language`` normalised, or a ``BadInputError`` listing the codes ``backend`` knows."""
     lang = normalise_language(language)
     if lang is not None and lang not in valid:
-        raise TalkerError(f"{backend} does not know the language {language!r}; use \"\" (detect) or one of: "
+        raise BadInputError(f"{backend} does not know the language {language!r}; use \"\" (detect) or one of: "
                           f"{', '.join(sorted(valid))}")
     return lang
 

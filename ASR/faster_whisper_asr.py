@@ -1,8 +1,10 @@
 """Whisper on CTranslate2 through faster-whisper: the default recogniser, fast on CPU and GPU.
 
-Install: ``pip install faster-whisper``. Model names (tiny .. large-v3, turbo) download once from the
-Hugging Face hub into its cache (``HF_ENDPOINT`` selects a mirror); a local CTranslate2 folder
-(model.bin, config.json, tokenizer.json) works offline.
+Install: ``pip install faster-whisper``. The model manager's models (``whisper-tiny``, ``whisper-base``,
+``whisper-small``: pinned, fetched with ``python -m app_modules.cli download``) load from where it put
+them; other model names (tiny .. large-v3, turbo) download once from the Hugging Face hub into its
+cache (``HF_ENDPOINT`` selects a mirror); a local CTranslate2 folder (model.bin, config.json,
+tokenizer.json) works offline.
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from app_modules.checkpoints import CATALOG, CheckpointManager
 from app_modules.errors import BackendUnavailableError, MissingWeightsError, StageError, TalkerError
+from app_modules.options import Declared, option
 from app_modules.types import Audio
 from ASR.common import ChunkedASR, default_threads, hub_offline, looks_like_path, one_line
 
@@ -28,22 +32,27 @@ class FasterWhisperASR(ChunkedASR):
     name = "faster-whisper"
 
     @dataclass(frozen=True)
-    class Options:
-        model: str = "tiny"  # a size (tiny, base.en, small, large-v3, turbo ...), a hub id or a local folder
-        language: str = ""  # "" detects per recording; or en, zh, ... (an English-only model takes en only)
-        initial_prompt: str = ""  # text that sets spelling and style ("Talker, Linly, SadTalker.")
-        hotwords: str = ""  # words to favour (names, jargon), space separated
+    class Options(Declared, label="faster-whisper"):
+        # a model manager's model (whisper-base ...), a size (tiny, base.en, small, large-v3, turbo ...), a hub id
+        # or a local folder
+        model: str = option("whisper-base", listed=True)
+        # "" detects per recording; or en, zh, ... (an English-only model takes en only)
+        language: str = option("", visitor=True, max_len=16)
+        # text that sets spelling and style ("Talker, Linly, SadTalker.")
+        initial_prompt: str = option("", visitor=True, max_len=500)
+        hotwords: str = option("", visitor=True, max_len=500)  # words to favour (names, jargon), space separated
         device: str = "auto"  # auto (CUDA when present), cpu or cuda
         compute_type: str = "auto"  # auto picks the fastest this device supports (int8 on most CPUs)
-        beam_size: int = 5  # 1 is greedy: faster, slightly less accurate
-        cpu_threads: int = 0  # 0: up to 4, so ASR leaves cores for TTS and the talking head
-        vad: bool = True  # cut silence and split long recordings with Silero VAD before decoding
+        beam_size: int = option(5, min=1, max=10, visitor=True)  # 1 is greedy: faster, slightly less accurate
+        cpu_threads: int = option(0, min=0, max=256)  # 0: up to 4, so ASR leaves cores for TTS and the talking head
+        vad: bool = option(True, visitor=True)  # cut silence and split long recordings with Silero VAD first
         download_root: str = ""  # "" is the Hugging Face cache
 
     def __init__(self, options: Options | None = None, checkpoints=None):
         self.options = options or self.Options()
         self._verify_options()
-        path = resolve_model(self.options.model, self.options.download_root)
+        path = resolve_model(self.options.model, self.options.download_root,
+                             checkpoints if isinstance(checkpoints, CheckpointManager) else None)
         try:
             self.model = WhisperModel(path, device=self.options.device, compute_type=self.options.compute_type,
                                       cpu_threads=self.options.cpu_threads or default_threads())
@@ -70,14 +79,19 @@ class FasterWhisperASR(ChunkedASR):
         return "".join(s.text for s in segments).strip()  # segments is lazy: this runs the decode
 
 
-def resolve_model(name: str, download_root: str = "") -> str:
-    """A local folder for ``name``: the folder itself, the hub cache, or a fresh download.
+def resolve_model(name: str, download_root: str = "", checkpoints: CheckpointManager | None = None) -> str:
+    """A local folder for ``name``: the model manager's copy, the folder itself, the hub cache, or a fresh download.
 
     Raises ``MissingWeightsError`` naming the model and how to get it when it is not here and
     cannot be fetched (offline)."""
     name = str(name).strip()
     if not name:
         raise TalkerError("faster-whisper needs a model: a size such as tiny or small, or a model folder")
+    if name.startswith("whisper-") and name in CATALOG:
+        ck = checkpoints or CheckpointManager()
+        if not ck.complete(name) and not hub_offline():
+            ck.download(name)  # first use; offline this says in one line which button or command fetches it
+        return str(ck.folder(name))
     if name not in _MODELS and looks_like_path(name):  # a size wins over a same-named folder in cwd
         folder = Path(name).expanduser()
         if not (folder / "model.bin").is_file():

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app_modules.errors import BackendUnavailableError, MissingWeightsError, StageError, TalkerError
+from app_modules.options import Declared, option
 from app_modules.types import Audio
 from ASR.common import ChunkedASR, hub_offline, looks_like_path, one_line
 
@@ -40,15 +41,18 @@ class FunASR(ChunkedASR):
     name = "funasr"
 
     @dataclass(frozen=True)
-    class Options:
-        model: str = "paraformer-zh"  # paraformer-zh, SenseVoiceSmall, a hub id (iic/...) or a local folder
+    class Options(Declared, label="funasr"):
+        # paraformer-zh, SenseVoiceSmall, a hub id (iic/...) or a local folder
+        model: str = option("paraformer-zh", listed=True)
         hub: str = "ms"  # ms (ModelScope) or hf (Hugging Face) for model names
-        language: str = ""  # SenseVoice: "" detects, or zh, en, yue, ja, ko; Paraformer has one language
-        hotwords: str = ""  # Paraformer-zh (SeACo) favours these words, space separated
-        use_itn: bool = True  # SenseVoice: punctuation and numbers written as digits
+        # SenseVoice: "" detects, or zh, en, yue, ja, ko; Paraformer has one language
+        language: str = option("", visitor=True, max_len=16)
+        # Paraformer-zh (SeACo) favours these words, space separated
+        hotwords: str = option("", visitor=True, max_len=500)
+        use_itn: bool = option(True, visitor=True)  # SenseVoice: punctuation and numbers written as digits
         device: str = "auto"  # auto (CUDA when present), cpu or cuda
-        threads: int = 0  # torch CPU threads; 0 keeps the process's setting (FunASR would force 4)
-        vad: bool = True  # cut silence and split long recordings with Silero VAD before decoding
+        threads: int = option(0, min=0, max=256)  # torch CPU threads; 0 keeps the process's (FunASR would force 4)
+        vad: bool = option(True, visitor=True)  # cut silence and split long recordings with Silero VAD first
         download_root: str = ""  # "" is the hub's own cache
 
     def __init__(self, options: Options | None = None, checkpoints=None):

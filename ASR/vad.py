@@ -45,23 +45,34 @@ class Segment:
         return self.start / SAMPLE_RATE, self.end / SAMPLE_RATE
 
 
+def new_silero_model(purpose: str = "voice activity detection"):
+    """A fresh Silero VAD model: ONNX when onnxruntime is present (no JIT warm-up), else the JIT one.
+
+    Importing ``silero_vad`` calls ``torch.set_num_threads(1)`` for the whole process, which would
+    leave every later torch stage (Wav2Lip, SadTalker, a local LLM) on one core; the setting is put back."""
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        from silero_vad import load_silero_vad
+    except ImportError as e:
+        raise BackendUnavailableError(f"{purpose} needs silero-vad ({e}): pip install silero-vad") from e
+    finally:
+        torch.set_num_threads(threads)
+    try:
+        import onnxruntime  # noqa: F401
+
+        return load_silero_vad(onnx=True)
+    except ImportError:
+        return load_silero_vad()
+
+
 def load_vad():
     """The Silero VAD model, loaded once per process (it is small and stateless between calls)."""
     global _model
     with _lock:
         if _model is None:
-            try:
-                from silero_vad import load_silero_vad
-            except ImportError as e:
-                raise BackendUnavailableError(
-                    f"voice activity detection needs silero-vad ({e}): pip install silero-vad") from e
-            try:
-                # the ONNX model starts in milliseconds; the JIT one spends seconds optimising its first call
-                import onnxruntime  # noqa: F401
-
-                _model = load_silero_vad(onnx=True)
-            except ImportError:
-                _model = load_silero_vad()
+            _model = new_silero_model()
         return _model
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app_modules.errors import BackendUnavailableError, MissingWeightsError, StageError, TalkerError
+from app_modules.options import Declared, option
 from app_modules.types import Audio
 from ASR.common import ChunkedASR, hub_offline, looks_like_path, one_line
 
@@ -35,15 +36,18 @@ class WhisperASR(ChunkedASR):
     name = "whisper"
 
     @dataclass(frozen=True)
-    class Options:
-        model: str = "tiny"  # tiny, base.en, small, medium, large-v3, turbo ... or a checkpoint file path
-        language: str = ""  # "" detects per recording; or en, zh, ... (an English-only model takes en only)
-        initial_prompt: str = ""  # text that sets spelling and style; openai-whisper has no hotwords
+    class Options(Declared, label="whisper"):
+        # tiny, base.en, small, medium, large-v3, turbo ... or a checkpoint file path
+        model: str = option("tiny", listed=True)
+        # "" detects per recording; or en, zh, ... (an English-only model takes en only)
+        language: str = option("", visitor=True, max_len=16)
+        # text that sets spelling and style; openai-whisper has no hotwords
+        initial_prompt: str = option("", visitor=True, max_len=500)
         device: str = "auto"  # auto (CUDA when present), cpu or cuda
         fp16: bool = True  # half precision on CUDA; always float32 on CPU, where fp16 is slower
-        beam_size: int = 5  # 1 is greedy: faster, slightly less accurate
-        threads: int = 0  # torch CPU threads; 0 leaves torch's setting alone
-        vad: bool = True  # cut silence and split long recordings with Silero VAD before decoding
+        beam_size: int = option(5, min=1, max=10, visitor=True)  # 1 is greedy: faster, slightly less accurate
+        threads: int = option(0, min=0, max=256)  # torch CPU threads (process-wide); 0 leaves torch's setting
+        vad: bool = option(True, visitor=True)  # cut silence and split long recordings with Silero VAD first
         download_root: str = ""  # "" is ~/.cache/whisper (or $XDG_CACHE_HOME/whisper)
 
     def __init__(self, options: Options | None = None, checkpoints=None):

@@ -84,10 +84,15 @@ def run_chat_text(args: argparse.Namespace, stdin: TextIO | None = None, stdout:
 
 def _build(args: argparse.Namespace) -> tuple[Any, str]:
     """The LLM from the settings plus command-line choices, and the persona."""
+    from app_modules.auto import resolve
+
     settings = config.from_args(args)
-    name = args.llm or settings.llm
+    if args.llm:
+        name, options = args.llm, settings.options_for(args.llm)
+    else:  # the settings' backend, or the one auto picks
+        choice = resolve(settings, "llm")
+        name, options = choice.name, dict(choice.options)
     cls = registry.load_class(registry.spec("llm", name))
-    options = settings.options_for(name)
     given = {"base_url": args.base_url, "model": args.model, "preset": args.preset,
              "speakable": True if args.speakable else None}
     fields = {f.name for f in dataclasses.fields(cls.Options)} if dataclasses.is_dataclass(cls.Options) else set()

@@ -13,14 +13,18 @@ import os
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlparse
 
-from app_modules.errors import StageError, TalkerError
+from app_modules.errors import BadInputError, StageError
+from app_modules.options import Declared, option
 from LLM.base import LLM, Message
 from LLM.speakable import strip_think, with_instruction
 
 KEY_ENVS = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
+OFFICIAL_HOST = "generativelanguage.googleapis.com"
+OFFICIAL_URL = f"https://{OFFICIAL_HOST}/v1beta"
 RETRY_STATUS = (408, 429, 500, 502, 503, 504)
 INSTALL = "pip install google-genai"
 _VERSION = re.compile(r"v\d+(?:alpha|beta)?\d*")  # the API version that ends a base_url: v1, v1beta, v1alpha
@@ -30,37 +34,41 @@ class GeminiLLM(LLM):
     """Streams replies from a Gemini model."""
 
     @dataclass(frozen=True)
-    class Options:
-        # a Gemini model id (gemini-2.5-flash, gemini-2.5-pro, ...)
-        model: str = "gemini-2.5-flash"
-        # "" reads GEMINI_API_KEY, then GOOGLE_API_KEY
-        api_key: str = field(default="", repr=False)
-        # the API root, ending in its version; change only for a proxy or a test server
-        base_url: str = "https://generativelanguage.googleapis.com/v1beta"
-        temperature: float = 0.7
+    class Options(Declared, label="gemini"):
+        # a Gemini model id (gemini-2.5-flash, gemini-2.5-pro, ...); a visitor picks among those the
+        # operator lists in visitors.choices["gemini.model"]
+        model: str = option("gemini-2.5-flash", listed=True, max_len=256)
+        # "" reads GEMINI_API_KEY, then GOOGLE_API_KEY, which go only to Google's own host over https
+        api_key: str = option("", secret=True)
+        # the API root, ending in its version; change only for a proxy or a test server (which then gets
+        # api_key, never a key from the environment)
+        base_url: str = option(OFFICIAL_URL, max_len=2048)
+        temperature: float = option(0.7, min=0, max=2, step=0.05, visitor=True)
         # the longest reply, in tokens (maxOutputTokens)
-        max_tokens: int = 512
+        max_tokens: int = option(512, min=1, max=65536, visitor=True)
         # seconds to wait for the server (to connect, and between streamed pieces)
-        timeout: float = 60.0
+        timeout: float = option(60.0, min=0.1, max=3600)
         # extra tries after a failed connection, time-out, 429 or 5xx, before the reply starts
-        retries: int = 2
+        retries: int = option(2, min=0, max=10)
         # tokens of history sent; the models take far more, but every token is paid for and slows the reply
-        context_tokens: int = 32768
+        context_tokens: int = option(32768, min=2, max=1 << 22)
         # ask for short plain sentences fit to be spoken (no markdown, no emoji)
-        speakable: bool = False
+        speakable: bool = option(False, visitor=True)
 
     def __init__(self, options: Options | None = None, checkpoints: Any = None):
         o = options or self.Options()
         if not o.base_url.startswith(("http://", "https://")):
-            raise TalkerError(f"gemini.base_url must start with http:// or https://, got {o.base_url!r}")
-        if o.max_tokens < 1 or o.context_tokens <= o.max_tokens or o.timeout <= 0 or o.retries < 0:
-            raise TalkerError("gemini options out of range: 1 <= max_tokens < context_tokens, timeout > 0, "
-                              f"retries >= 0 (got {o.max_tokens}, {o.context_tokens}, {o.timeout}, {o.retries})")
+            raise BadInputError(f"gemini.base_url must start with http:// or https://, got {o.base_url!r}")
+        if o.context_tokens <= o.max_tokens:
+            raise BadInputError(f"gemini.max_tokens ({o.max_tokens}) must be below gemini.context_tokens "
+                                f"({o.context_tokens})")
         self.options = o
         self.base_url = o.base_url.rstrip("/")
         self.context_tokens = o.context_tokens
         self.reply_tokens = o.max_tokens
-        self._key = o.api_key.strip() or next((os.environ[k].strip() for k in KEY_ENVS if os.environ.get(k)), "")
+        # a key from the environment is Google's: it goes to Google's host only, never to another base_url
+        self._env_key = next((os.environ[k].strip() for k in KEY_ENVS if os.environ.get(k)), "")
+        self._key = o.api_key.strip() or (self._env_key if is_official(self.base_url) else "")
         self._sdk = _sdk()
         self._client: Any = None  # the genai.Client, made on the first reply (it needs the key)
         self.retry_delay = 0.5  # seconds before the first retry; doubles each time
@@ -90,6 +98,10 @@ class GeminiLLM(LLM):
 
     def stream(self, messages: list[Message]) -> Iterator[str]:
         if not self._key:
+            if self._env_key:
+                raise StageError("llm", f"no API key for {self.base_url}: keys from GEMINI_API_KEY / GOOGLE_API_KEY "
+                                        f"go only to {OFFICIAL_HOST} over https; set gemini.api_key in "
+                                        "settings.yaml for another server")
             raise StageError("llm", "no Gemini API key: set the environment variable GEMINI_API_KEY "
                                     "or gemini.api_key in settings.yaml")
         sdk = self._sdk
@@ -169,6 +181,16 @@ class GeminiLLM(LLM):
 
     def _scrub(self, text: str) -> str:
         return text.replace(self._key, "***") if self._key else text
+
+
+def is_official(base_url: str) -> bool:
+    """Whether ``base_url`` is Google's Gemini API itself: that exact host, over https."""
+    try:
+        parsed = urlparse(base_url)
+        return (parsed.scheme == "https" and (parsed.hostname or "").lower().rstrip(".") == OFFICIAL_HOST
+                and parsed.port in (None, 443))
+    except ValueError:
+        return False
 
 
 class _SDK:

@@ -9,10 +9,11 @@ happen only before the first token, so a reply is never said twice).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from app_modules.errors import StageError, TalkerError
+from app_modules.errors import BadInputError, StageError
+from app_modules.options import Declared, option
 from LLM import presets
 from LLM.base import LLM, Message
 from LLM.speakable import strip_think, with_instruction
@@ -32,27 +33,29 @@ class OpenAILLM(LLM):
     """Streams chat completions from an OpenAI-compatible ``/v1`` endpoint."""
 
     @dataclass(frozen=True)
-    class Options:
+    class Options(Declared, label="openai"):
         # the server's OpenAI-compatible root, ending in /v1
-        base_url: str = DEFAULT_BASE_URL
-        # the model name as the server knows it (Ollama: qwen2.5:1.5b; DeepSeek: deepseek-chat)
-        model: str = DEFAULT_MODEL
-        # "" reads the preset's environment variable (OPENAI_API_KEY, DASHSCOPE_API_KEY, DEEPSEEK_API_KEY)
-        api_key: str = field(default="", repr=False)
+        base_url: str = option(DEFAULT_BASE_URL, max_len=2048)
+        # the model name as the server knows it (Ollama: qwen2.5:1.5b; DeepSeek: deepseek-chat); a visitor
+        # picks among those the operator lists in visitors.choices["openai.model"]
+        model: str = option(DEFAULT_MODEL, listed=True, max_len=256)
+        # "" reads the preset's environment variable (OPENAI_API_KEY, DASHSCOPE_API_KEY, DEEPSEEK_API_KEY),
+        # which is only ever sent to that service's own host, over https
+        api_key: str = option("", secret=True)
         # openai | dashscope | deepseek | ollama | vllm | llamacpp: fills base_url and model left at defaults
-        preset: str = ""
+        preset: str = option("", choices=("", *presets.PRESETS))
         # 0 is (nearly) deterministic; higher is more varied
-        temperature: float = 0.7
+        temperature: float = option(0.7, min=0, max=2, step=0.05, visitor=True)
         # the longest reply, in tokens; also what the history leaves free for the reply
-        max_tokens: int = 512
+        max_tokens: int = option(512, min=1, max=32768, visitor=True)
         # seconds to wait for the server (to connect, and between streamed pieces)
-        timeout: float = 60.0
+        timeout: float = option(60.0, min=0.1, max=3600)
         # extra tries after a failed connection, time-out, 429 or 5xx, before the reply starts
-        retries: int = 2
+        retries: int = option(2, min=0, max=10)
         # how many tokens of prompt and reply the model takes; history is trimmed to fit
-        context_tokens: int = 8192
+        context_tokens: int = option(8192, min=2, max=1 << 22)
         # ask for short plain sentences fit to be spoken (no markdown, no emoji)
-        speakable: bool = False
+        speakable: bool = option(False, visitor=True)
 
     def __init__(self, options: Options | None = None, checkpoints: Any = None):
         o = options or self.Options()
@@ -162,15 +165,9 @@ def _short(e: openai.APIStatusError, limit: int = 200) -> str:
 
 
 def _verify(o: OpenAILLM.Options) -> None:
-    """Options checked before any work, with the valid range in the message."""
-    if o.preset and o.preset not in presets.PRESETS:
-        raise TalkerError(f"unknown openai.preset {o.preset!r}; available presets = {', '.join(presets.PRESETS)}")
+    """What one field's declaration cannot say, checked before any work."""
     if not o.base_url.startswith(("http://", "https://")):
-        raise TalkerError(f"openai.base_url must start with http:// or https://, got {o.base_url!r}")
-    if not 0 <= o.temperature <= 2:
-        raise TalkerError(f"openai.temperature must be between 0 and 2, got {o.temperature}")
-    if o.max_tokens < 1 or o.context_tokens <= o.max_tokens:
-        raise TalkerError(f"openai.max_tokens ({o.max_tokens}) must be at least 1 and below "
-                          f"openai.context_tokens ({o.context_tokens})")
-    if o.timeout <= 0 or o.retries < 0:
-        raise TalkerError(f"openai.timeout must be > 0 and openai.retries >= 0, got {o.timeout}, {o.retries}")
+        raise BadInputError(f"openai.base_url must start with http:// or https://, got {o.base_url!r}")
+    if o.context_tokens <= o.max_tokens:
+        raise BadInputError(f"openai.max_tokens ({o.max_tokens}) must be below openai.context_tokens "
+                            f"({o.context_tokens})")

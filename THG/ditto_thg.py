@@ -18,7 +18,6 @@ frames of audio after it. ``idle_frames`` is the model's own motion on silence, 
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ from app_modules.checkpoints import CheckpointManager
 from app_modules.devices import torch_device
 from app_modules.errors import BadInputError, MissingWeightsError, TalkerError
 from app_modules.media import limit_size, resample
+from app_modules.options import Declared, option
 from app_modules.types import Audio
 from THG.base import THG
 
@@ -42,6 +42,7 @@ HUBERT = "ditto_pytorch/aux_models/hubert_streaming_fix_kv.onnx"
 CONFIG = "ditto_cfg/v0.4_hubert_cfg_pytorch.pkl"
 SEQ = 80  # frames of an LMDM window
 BLINK_FRAMES = 3000  # upstream plans blinks over this many frames, then repeats the plan
+EMOTIONS = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise", "contempt")  # the LMDM's 8
 
 
 @dataclass
@@ -66,25 +67,31 @@ class DittoAvatar:
 class DittoTHG(THG):
     """Ditto (ACM MM 2025): motion-space diffusion driving LivePortrait's renderer from one photo."""
 
+    blinks = True  # its own frames blink (and its idle clip): the Real-time idle face adds none
+
     @dataclass(frozen=True)
-    class Options:
-        # a folder laid out as the hub repo (ditto_pytorch/..., ditto_cfg/...); empty: checkpoints/ditto/
+    class Options(Declared, label="ditto"):
+        # a folder laid out as the hub repo (ditto_pytorch/..., ditto_cfg/...); empty: the catalog's files
         checkpoint: str = ""
         config: str = ""  # a ditto_cfg/*.pkl; empty: v0.4_hubert_cfg_pytorch.pkl from the same place
         # online: each frame waits for `lookahead` frames of audio after it (80 - upstream's overlap_v2:
         # 10 is its 70, 5 its 75); offline: upstream's offline schedule (the settings file's overlap)
         online: bool = True
-        lookahead: int = 10
-        sampling_timesteps: int = 0  # DDIM steps per window; 0: the settings file's (50 in upstream's code)
-        emotion: str = ""  # "": the settings file's; one of angry disgust fear happy neutral sad surprise contempt
-        blink_every: int = 0  # frames between blinks: 0 random 60-100 (upstream's), -1 never, N: every N frames
-        render_size: int = 256  # the networks' input (the published 256 -> 512 crops); a multiple of 128
-        batch_size: int = 0  # frames per warp + decoder call; 0: 8 on CUDA, 1 on the CPU (batches are slower there)
-        max_side: int = 1920  # portraits larger than this are scaled down first (upstream's max_size)
+        lookahead: int = option(10, min=1, max=SEQ // 2)
+        # DDIM steps per window; 0: the settings file's (50 in upstream's code)
+        sampling_timesteps: int = option(0, min=0, max=1000)
+        emotion: str = option("", choices=("", *EMOTIONS), visitor=True)  # "": the settings file's
+        # frames between blinks: 0 random 60-100 (upstream's), -1 never, N: every N frames
+        blink_every: int = option(0, min=-1, max=BLINK_FRAMES, visitor=True)
+        # the networks' input: 256 is the published size (512 crops); 128 is 4x cheaper (previews)
+        render_size: int = option(256, choices=(128, 256, 384, 512))
+        batch_size: int = option(0, min=0, max=64)  # frames per warp + decoder call; 0: 8 on CUDA, 1 on the CPU
+        max_side: int = option(1920, min=64, max=8192)  # larger portraits are scaled down (upstream's max_size)
         # the silent clip the Real-time tab loops between answers; 0: 2 s on CUDA, 0.2 s on the CPU (where
         # every frame takes seconds, and the clip is rendered when a conversation starts)
-        idle_seconds: float = 0.0
-        seed: int = 0  # seeds the diffusion noise and the blink plan: a sentence renders the same each time
+        idle_seconds: float = option(0.0, min=0, max=30)
+        # seeds the diffusion noise and the blink plan: a sentence renders the same each time
+        seed: int = option(0, min=0, max=2**31 - 1, visitor=True)
         device: str = "auto"  # auto (CUDA when available), cpu, cuda, cuda:N
         fp16: bool = True  # half precision for the renderer networks on CUDA (as upstream); ignored on CPU
 
@@ -95,7 +102,6 @@ class DittoTHG(THG):
         from THG.face_mesh import FaceMesh
 
         self.options = o = options or self.Options()
-        _verify_options(o)
         self.device = torch_device(o.device)
         checkpoints = checkpoints or CheckpointManager()
         self.config = load_config(Path(o.config) if o.config else self._path(checkpoints, CONFIG))
@@ -122,12 +128,10 @@ class DittoTHG(THG):
         return checkpoints.require("ditto", rel)
 
     def _emotion(self) -> np.ndarray:
-        from THG.ditto.motion import EMOTIONS, emotion_rows
+        from THG.ditto.motion import emotion_rows
 
-        e = str(self.options.emotion).strip().lower()
-        if not e:
-            return self.config.emo
-        return emotion_rows(EMOTIONS.index(e) if e in EMOTIONS else int(e))
+        e = self.options.emotion
+        return emotion_rows(EMOTIONS.index(e)) if e else self.config.emo
 
     # ---- per portrait -------------------------------------------------------------------------
     def prepare(self, image: np.ndarray) -> DittoAvatar:
@@ -279,29 +283,6 @@ class DittoTHG(THG):
         if self.options.fp16 and self.device.type == "cuda":
             return torch.autocast("cuda", dtype=torch.float16)
         return contextlib.nullcontext()
-
-
-def _verify_options(o: DittoTHG.Options) -> None:
-    from THG.ditto.motion import EMOTIONS
-
-    if o.render_size < 128 or o.render_size % 128:
-        # the warp's hourglass halves a quarter of the size five times
-        raise TalkerError(f"render_size must be a multiple of 128 (256 is the published size), got {o.render_size}")
-    if o.online and not 1 <= o.lookahead <= SEQ // 2:
-        raise TalkerError(f"lookahead must be 1..{SEQ // 2} frames, got {o.lookahead}")
-    if o.sampling_timesteps < 0 or o.sampling_timesteps > 1000:
-        raise TalkerError(f"sampling_timesteps must be 0 (the settings file's) or 1..1000, got {o.sampling_timesteps}")
-    e = str(o.emotion).strip().lower()
-    if e and e not in EMOTIONS and not (e.isdigit() and int(e) < 8):
-        raise TalkerError(f"unknown emotion {o.emotion!r}; choices = {list(EMOTIONS)} (or 0-7)")
-    if o.blink_every < -1:
-        raise TalkerError(f"blink_every must be -1 (never), 0 (random) or a number of frames, got {o.blink_every}")
-    if o.batch_size < 0:
-        raise TalkerError(f"batch_size must be 0 (automatic) or a number of frames, got {o.batch_size}")
-    if o.max_side < 64:
-        raise TalkerError(f"max_side must be at least 64, got {o.max_side}")
-    if not math.isfinite(o.idle_seconds) or not 0 <= o.idle_seconds <= 30:
-        raise TalkerError(f"idle_seconds must be 0 (automatic) or up to 30, got {o.idle_seconds}")
 
 
 def _check_image(image: np.ndarray, max_side: int) -> np.ndarray:

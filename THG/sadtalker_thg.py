@@ -30,6 +30,7 @@ import numpy as np
 from app_modules.checkpoints import CheckpointManager
 from app_modules.devices import torch_device
 from app_modules.errors import BadInputError, MissingWeightsError, TalkerError
+from app_modules.options import Declared, option
 from app_modules.types import Audio
 from THG.base import THG
 
@@ -62,18 +63,21 @@ class SadTalkerTHG(THG):
     """SadTalker (CVPR 2023): audio-driven expression, blinks and head motion for one photo."""
 
     @dataclass(frozen=True)
-    class Options:
+    class Options(Declared, label="sadtalker"):
         checkpoint: str = ""  # path of a SadTalker_V0.0.2_*.safetensors; empty: the catalog's file for `size`
         mapping_checkpoint: str = ""  # path of a mapping_*.pth.tar; empty: 00229 (00109 in full mode if present)
-        size: int = 256  # the model: 256 or 512 (the 512 checkpoint is an optional download)
+        size: int = option(256, choices=SIZES)  # the model: 256 or 512 (the 512 checkpoint is an optional download)
         # 0: render at `size`; a multiple of 128 runs the same model at that size (128: ~4x faster, previews)
-        render_size: int = 0
-        preprocess: str = "crop"  # crop: the face; extcrop: wider; resize: the whole image; full: face pasted back
-        still: bool = False  # keep the portrait's head pose (no audio-driven head motion)
-        expression_scale: float = 1.0  # >1 exaggerates the expression, <1 calms it
-        pose_style: int = 0  # one of the 46 learned head-motion styles
-        seed: int = 0  # seeds the pose noise and the blinks, so a sentence renders the same each time
-        batch_size: int = 2  # frames per generator call
+        render_size: int = option(0, min=0, max=2048)
+        # crop: the face; extcrop: wider; resize: the whole image; full: face pasted back
+        preprocess: str = option("crop", choices=PREPROCESS, visitor=True)
+        still: bool = option(False, visitor=True)  # keep the portrait's head pose (no audio-driven head motion)
+        # >1 exaggerates the expression, <1 calms it
+        expression_scale: float = option(1.0, min=0, max=3, step=0.05, visitor=True)
+        pose_style: int = option(0, min=0, max=NUM_POSE_STYLES - 1, visitor=True)  # one of the 46 learned styles
+        # seeds the pose noise and the blinks, so a sentence renders the same each time
+        seed: int = option(0, min=0, max=2**31 - 1, visitor=True)
+        batch_size: int = option(2, min=1, max=64)  # frames per generator call
         device: str = "auto"  # auto (CUDA when available), cpu, cuda, cuda:N
         fp16: bool = True  # half precision for the renderer on CUDA; ignored on CPU
         enhancer: str = "none"  # face enhancer on every frame: "none" or "gfpgan" (GFPGANv1.4.pth)

@@ -28,6 +28,7 @@ from app_modules.checkpoints import CheckpointManager
 from app_modules.devices import torch_device
 from app_modules.errors import BadInputError, MissingWeightsError, TalkerError
 from app_modules.media import frame_count, limit_size, resample
+from app_modules.options import Declared, option
 from app_modules.types import Audio
 from THG.base import THG
 from THG.enhancer import maybe_enhancer
@@ -67,14 +68,14 @@ class Wav2LipTHG(THG):
     synthesised (an iterable of chunks) and starts on the first frames before it ends."""
 
     @dataclass(frozen=True)
-    class Options:
+    class Options(Declared, label="wav2lip"):
         # Wav2Lip weights; empty: checkpoints/wav2lip/wav2lip_gan.pth (wav2lip.pth: tighter sync, blurrier mouth)
         checkpoint: str = ""
         # S3FD face detector; empty: checkpoints/wav2lip/s3fd-619a316812.pth
         s3fd_checkpoint: str = ""
         # frames per network call; the first call uses first_batch so the first frames arrive sooner
-        batch_size: int = 128
-        first_batch: int = 16
+        batch_size: int = option(128, min=1, max=1024)
+        first_batch: int = option(16, min=1, max=1024)
         # "auto" (CUDA when available), "cpu", "cuda" or "cuda:N"
         device: str = "auto"
         # half precision on the GPU (ignored on the CPU)
@@ -83,13 +84,13 @@ class Wav2LipTHG(THG):
         # pixels move by about 1/255
         cpu_bf16: bool = False
         # extra pixels around the detected face: top, bottom, left, right (bottom 10 keeps the chin)
-        pads: tuple[int, int, int, int] | str = (0, 10, 0, 0)
+        pads: tuple[int, int, int, int] | str = option((0, 10, 0, 0), min=0, max=200, visitor=True)
         # average face boxes over 5 frames (video avatars; no effect on a photo)
-        smooth: bool = True
+        smooth: bool = option(True, visitor=True)
         # portraits and video frames larger than this are scaled down first
-        max_side: int = 1280
+        max_side: int = option(1280, min=64, max=4096)
         # S3FD runs on frames scaled to at most this size (0: full size, as the original)
-        detect_max_side: int = 640
+        detect_max_side: int = option(640, min=0, max=4096)
         # face enhancer run on every frame: "none" or "gfpgan" (checkpoints/gfpgan/GFPGANv1.4.pth)
         enhancer: str = "none"
 
@@ -103,8 +104,7 @@ class Wav2LipTHG(THG):
             if len(pads) != 4:
                 raise TalkerError(f"pads must be four integers 'top,bottom,left,right', got {self.pads!r}")
             object.__setattr__(self, "pads", tuple(int(p) for p in pads))
-            if self.batch_size < 1 or self.first_batch < 1:
-                raise TalkerError(f"batch_size and first_batch must be >= 1, got {self.batch_size}, {self.first_batch}")
+            super().__post_init__()
 
     def __init__(self, options: Options | None = None, checkpoints: CheckpointManager | None = None):
         self.options = opts = options or Wav2LipTHG.Options()

@@ -25,12 +25,17 @@ _TOKEN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff][^\w\s]*|[^\s\u34
 
 def tokens(text: str) -> list[str]:
     """Words of ``text``: whitespace-separated for Latin scripts, one character each for Chinese."""
-    out: list[str] = []
-    for t in _TOKEN.findall(text):
-        if out and not re.search(r"\w", t):  # stray punctuation ("word ." or "，")
-            out[-1] += t
+    return [t for t, _ in _tokens_with_ends(text)]
+
+
+def _tokens_with_ends(text: str) -> list[tuple[str, int]]:
+    """Each token and where it ends in ``text``."""
+    out: list[tuple[str, int]] = []
+    for m in _TOKEN.finditer(text):
+        if out and not re.search(r"\w", m.group()):  # stray punctuation ("word ." or "，")
+            out[-1] = (out[-1][0] + m.group(), m.end())
         else:
-            out.append(t)
+            out.append((m.group(), m.end()))
     return out
 
 
@@ -116,3 +121,44 @@ def attach_punctuation(words: list[WordTiming] | tuple[WordTiming, ...], text: s
         out.append(WordTiming(text[i:j], w.start, w.end))
         pos = j
     return out
+
+
+def written_words(written: str, spoken: list[WordTiming] | tuple[WordTiming, ...],
+                  language: str | None = None) -> tuple[WordTiming, ...]:
+    """The words of ``written`` (as the chat shows them: "3", "Dr.", "10:30") timed by the words a
+    voice actually said (``spoken``: "three", "doctor", "ten thirty").
+
+    Each written word is spelled out the way the voices spell text (``normalize_text`` on the text
+    up to and including it), which tells how many spoken words it became; it then spans exactly
+    those. When the voice said a different number of words than that predicts (a service voice
+    with its own reading), the written words are spread over the spoken ones in proportion."""
+    from TTS.text_norm import language_of, normalize_text
+
+    pieces = _tokens_with_ends(written)
+    if not pieces or not spoken:
+        return tuple(spoken) if not pieces else ()
+    m = len(spoken)
+    lang = language or language_of(written)
+    counts = np.maximum.accumulate([len(tokens(normalize_text(written[:end], lang))) for _, end in pieces])
+    n = int(counts[-1])
+    if n != m and len(pieces) == m:  # the voice read the words as written (a service voice reading digits)
+        return tuple(WordTiming(t, w.start, w.end) for (t, _), w in zip(pieces, spoken, strict=True))
+    if n <= 0:
+        return (WordTiming(" ".join(t for t, _ in pieces), spoken[0].start, spoken[-1].end),)
+    bounds = np.concatenate([[0], counts]) * (m / n)  # in spoken words, fractional when they disagree
+
+    def at(q: float, end: bool) -> float:
+        """The time at ``q`` spoken words in; an end on a boundary belongs to the word before it."""
+        k = int(np.floor(q))
+        if end and q == k:
+            return spoken[max(k - 1, 0)].end if k > 0 else spoken[0].start
+        if k >= m:
+            return spoken[-1].end
+        w = spoken[k]
+        return w.start + (q - k) * (w.end - w.start)
+
+    out = []
+    for (t, _), a, b in zip(pieces, bounds[:-1], bounds[1:], strict=True):
+        start = at(a, False) if b > a else at(a, True)  # a word that was not spoken: a moment, in place
+        out.append(WordTiming(t, round(float(start), 3), round(float(max(at(b, True), start)), 3)))
+    return tuple(out)

@@ -26,6 +26,7 @@ from typing import Any
 from app_modules.checkpoints import CheckpointManager
 from app_modules.errors import BackendUnavailableError, StageError, TalkerError
 from app_modules.media import load_audio
+from app_modules.options import Declared, option
 from app_modules.types import WordTiming
 from TTS.align import attach_punctuation
 from TTS.base import TTS, Speech
@@ -131,19 +132,19 @@ class EdgeTTS(TTS):
     """An Edge voice; sentences it cannot get from the service are spoken by ``fallback``."""
 
     @dataclass(frozen=True)
-    class Options:
+    class Options(Declared, label="edge"):
         # a ShortName from `list_voices()`, e.g. "en-US-AriaNeural", "zh-CN-YunxiNeural"
-        voice: str = "zh-CN-XiaoxiaoNeural"
+        voice: str = option("zh-CN-XiaoxiaoNeural", visitor=True, max_len=64)
         # speaking rate, volume and pitch as offsets: "+10%", "-20%", "+5Hz"
-        rate: str = "+0%"
-        volume: str = "+0%"
-        pitch: str = "+0Hz"
+        rate: str = option("+0%", visitor=True, max_len=8)
+        volume: str = option("+0%", visitor=True, max_len=8)
+        pitch: str = option("+0Hz", visitor=True, max_len=8)
         # the offline TTS backend for when the service is unreachable ("espeak", "piper"); "" fails instead
         fallback: str = "espeak"
         # after a failure, the service is tried again only after this many seconds
-        retry_after_s: float = 60.0
-        connect_timeout_s: int = 10
-        receive_timeout_s: int = 30
+        retry_after_s: float = option(60.0, min=0, max=86400)
+        connect_timeout_s: int = option(10, min=1, max=600)
+        receive_timeout_s: int = option(30, min=1, max=600)
 
     def __init__(self, options: Options | None = None, checkpoints: CheckpointManager | None = None):
         self.options = options or self.Options()

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from app_modules.checkpoints import CheckpointManager
 from app_modules.errors import BackendUnavailableError, StageError, TalkerError
 from app_modules.media import from_array
+from app_modules.options import Declared, option
 from app_modules.types import Audio
 from TTS.align import align_words
 from TTS.base import TTS, Speech
@@ -43,16 +44,14 @@ class EspeakTTS(TTS):
     """espeak-ng through its command line; one process per sentence (a few milliseconds each)."""
 
     @dataclass(frozen=True)
-    class Options:
+    class Options(Declared, label="espeak"):
         # an espeak-ng voice (`espeak-ng --voices`), optionally with a variant: "en-us", "cmn", "en-gb+f3";
         # "auto" picks "cmn" for Chinese text and "en-us" otherwise
-        voice: str = "en-us"
-        # words per minute (80..450)
-        speed: int = 160
-        # 0..99
-        pitch: int = 50
-        # 0..200
-        amplitude: int = 100
+        voice: str = option("en-us", visitor=True, max_len=64)
+        # words per minute
+        speed: int = option(160, min=80, max=450, step=10, visitor=True)
+        pitch: int = option(50, min=0, max=99, visitor=True)
+        amplitude: int = option(100, min=0, max=200, visitor=True)
 
     def __init__(self, options: Options | None = None, checkpoints: CheckpointManager | None = None):
         self.options = options or self.Options()

@@ -17,6 +17,7 @@ import numpy as np
 
 from app_modules.checkpoints import CheckpointManager
 from app_modules.errors import BackendUnavailableError, MissingWeightsError, StageError, TalkerError
+from app_modules.options import Declared, option
 from app_modules.types import Audio
 from TTS.align import align_words
 from TTS.base import TTS, Speech
@@ -54,22 +55,22 @@ class PiperTTS(TTS):
     """A Piper voice; Chinese sentences go to ``zh_model`` when one is set and present."""
 
     @dataclass(frozen=True)
-    class Options:
+    class Options(Declared, label="piper"):
         # an .onnx path, or a voice name in checkpoints/piper/ ("en_US-lessac-medium"); "" is the default voice
-        model: str = ""
+        model: str = option("", listed=True)
         # the voice's .json; "" is the model path + ".json"
         config: str = ""
         # the voice for Chinese sentences (name or path); "" speaks everything with ``model``
-        zh_model: str = DEFAULT_ZH_VOICE
+        zh_model: str = option(DEFAULT_ZH_VOICE, listed=True)
         # speaker id, for voices with several speakers (None: the voice's default)
-        speaker: int | None = None
+        speaker: int | None = option(None, min=0, max=10000, visitor=True)
         # 1.0 is the voice's own pace; 1.25 is a quarter faster (Piper's length_scale = 1 / speed)
-        speed: float = 1.0
+        speed: float = option(1.0, min=0.25, max=4.0, step=0.05, visitor=True)
         # generator noise and phoneme-length noise; None keeps the voice's trained values
-        noise_scale: float | None = None
-        noise_w: float | None = None
-        # 0..2, applied before loudness normalisation, so only useful to tame a clipping voice
-        volume: float = 1.0
+        noise_scale: float | None = option(None, min=0, max=2, step=0.01, visitor=True)
+        noise_w: float | None = option(None, min=0, max=2, step=0.01, visitor=True)
+        # applied before loudness normalisation, so only useful to tame a clipping voice
+        volume: float = option(1.0, min=0, max=2, step=0.05, visitor=True)
 
     def __init__(self, options: Options | None = None, checkpoints: CheckpointManager | None = None):
         self.options = options or self.Options()
@@ -87,7 +88,9 @@ class PiperTTS(TTS):
             if not m.is_file():
                 raise MissingWeightsError(f"Piper voice model not found: {m}")
         else:
-            m = self.checkpoints.root / "piper" / f"{model}.onnx"
+            # the model manager's copy (hub cache or checkpoints/piper/), else a voice put in checkpoints/piper/
+            entry = next((f for f in self.checkpoints.files("piper") if f.name == f"{model}.onnx"), None)
+            m = (self.checkpoints.path(entry) if entry else None) or self.checkpoints.root / "piper" / f"{model}.onnx"
             if not m.is_file():
                 catalog = {f.name for f in self.checkpoints.files("piper")}
                 how = (f"fetch it with `{DOWNLOAD}`" + (" (include the optional files)"

@@ -5,6 +5,8 @@ On disk, one folder per voice under the library root (``TALKER_VOICES``, default
 
     <root>/<name>/reference.wav   the clip, 3-10 s of one speaker
     <root>/<name>/voice.json      {"transcript": ..., "language": "zh" | "en"}
+    <root>/<name>/gpt.ckpt        optional: the GPT (s1) weights GPT-SoVITS fine-tuning wrote for this voice
+    <root>/<name>/sovits.pth      optional: the SoVITS (s2) weights it wrote
 
 Every clip is checked when it is added: GPT-SoVITS refuses clips outside 3-10 s, and a silent or
 clipped clip gives a broken voice without any error, so we say so up front.
@@ -31,6 +33,7 @@ LANGUAGES = ("zh", "en")
 MIN_SECONDS, MAX_SECONDS = 3.0, 10.0
 SILENCE_RMS = 10 ** (-50 / 20)  # below -50 dBFS of RMS the clip is silence or room noise
 CLIP_LEVEL, CLIP_FRACTION = 0.99, 0.001  # >0.1 % of samples at full scale: the recording was clipped
+GPT_FILE, SOVITS_FILE = "gpt.ckpt", "sovits.pth"
 BUILTIN = "default"
 BUILTIN_TEXT = ("Hello, I am the built-in voice of Talker. "
                 "Add a recording of your own voice to make me sound like you.")
@@ -45,6 +48,24 @@ class Voice:
     wav: Path
     transcript: str
     language: str
+    gpt_weights: Path | None = None  # fine-tuned GPT-SoVITS s1 .ckpt ({'weight', 'config'}); None = the shared one
+    sovits_weights: Path | None = None  # fine-tuned s2 .pth ({'weight', 'config', 'info'}); None = the shared one
+
+    def cache_key(self) -> tuple:
+        """What a backend's per-voice cache is keyed by: the voice and its files' identities, so that a
+        voice re-recorded (or re-trained) under the same name is prepared anew."""
+        return (self, *(file_identity(p) for p in (self.wav, self.gpt_weights, self.sovits_weights)))
+
+
+def file_identity(path: Path | None) -> tuple | None:
+    """(path, mtime, size) of a file, or ``BadInputError`` when it has gone."""
+    if path is None:
+        return None
+    try:
+        st = Path(path).stat()
+    except OSError as e:
+        raise BadInputError(f"the voice file {path} is gone ({e.strerror}); add the voice again") from e
+    return (str(path), st.st_mtime_ns, st.st_size)
 
 
 def load_clip(path: str | Path) -> tuple[np.ndarray, int]:
@@ -91,6 +112,19 @@ def _check_language(language: str) -> str:
     return language
 
 
+def _check_weights(path: str | Path | None, suffix: str) -> Path | None:
+    if path is None or path == "":
+        return None
+    p = Path(path)
+    if not p.is_file():
+        raise BadInputError(f"fine-tuned weights not found: {p}")
+    if p.suffix.lower() != suffix:
+        what = "GPT (s1)" if suffix == ".ckpt" else "SoVITS (s2)"
+        raise BadInputError(f"{p.name} is not a {what} weights file: GPT-SoVITS training writes the GPT as "
+                            "a .ckpt (GPT_weights*/) and the SoVITS model as a .pth (SoVITS_weights*/)")
+    return p
+
+
 class VoiceLibrary:
     """Add, rename, delete and list voices in one folder."""
 
@@ -105,7 +139,9 @@ class VoiceLibrary:
         if not (meta.is_file() and wav.is_file()):
             return None
         info = json.loads(meta.read_text(encoding="utf-8"))
-        return Voice(folder.name, wav, info["transcript"], info["language"])
+        gpt, sovits = folder / GPT_FILE, folder / SOVITS_FILE
+        return Voice(folder.name, wav, info["transcript"], info["language"],
+                     gpt if gpt.is_file() else None, sovits if sovits.is_file() else None)
 
     def list(self) -> list[Voice]:
         """All voices, sorted by name (the built-in one only once it has been made)."""
@@ -127,9 +163,13 @@ class VoiceLibrary:
         known = ", ".join(self.names()) or "none yet"
         raise BadInputError(f"no voice named {name!r}; available voices: {known} (or {BUILTIN!r}, built in)")
 
-    def add(self, name: str, clip: str | Path | tuple[np.ndarray, int], transcript: str, language: str) -> Voice:
-        """Check and store a clip (a path, or ``(samples, sample_rate)``) with what is said in it."""
+    def add(self, name: str, clip: str | Path | tuple[np.ndarray, int], transcript: str, language: str,
+            gpt_weights: str | Path | None = None, sovits_weights: str | Path | None = None) -> Voice:
+        """Check and store a clip (a path, or ``(samples, sample_rate)``) with what is said in it, and
+        optionally the GPT (.ckpt) and SoVITS (.pth) weights GPT-SoVITS fine-tuning made for this voice
+        (copied in; they are read, by the safe loader, when the voice is first used)."""
         name = _check_name(name)
+        weights = {GPT_FILE: _check_weights(gpt_weights, ".ckpt"), SOVITS_FILE: _check_weights(sovits_weights, ".pth")}
         _check_language(language)
         transcript = (transcript or "").strip()
         if not transcript:
@@ -140,9 +180,9 @@ class VoiceLibrary:
         if samples.ndim > 1:
             samples = samples.mean(axis=1)
         check_clip(samples, sr)
-        return self._write(name, samples, sr, transcript, language)
+        return self._write(name, samples, sr, transcript, language, weights)
 
-    def _write(self, name, samples, sr, transcript, language) -> Voice:
+    def _write(self, name, samples, sr, transcript, language, weights: dict[str, Path | None] | None = None) -> Voice:
         import soundfile as sf
 
         folder = self._dir(name)
@@ -151,6 +191,9 @@ class VoiceLibrary:
             sf.write(str(tmp / "reference.wav"), samples, sr, subtype="PCM_16")
             (tmp / "voice.json").write_text(json.dumps({"transcript": transcript, "language": language},
                                                        ensure_ascii=False, indent=1), encoding="utf-8")
+            for dest, src in (weights or {}).items():
+                if src is not None:
+                    shutil.copyfile(src, tmp / dest)
             tmp.rename(folder)
         finally:
             if tmp.exists():

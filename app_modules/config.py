@@ -1,12 +1,13 @@
 """Settings: one YAML file, typed on load, plus ``key=value`` overrides from the command line.
 
-    asr: faster-whisper        # a backend per stage (see `python -m app_modules.cli backends`)
-    llm: openai
-    tts: espeak
-    thg: lite
+    asr: auto                  # a backend per stage (see `python -m app_modules.cli backends`);
+    llm: auto                  # auto picks the best one present here (app_modules/auto.py)
+    tts: auto
+    thg: auto
     pipeline: {subtitles: srt, system_prompt: "..."}
     server: {host: 127.0.0.1, port: 7860}
     realtime: {end_silence_ms: 640, turn_url: "turn:turn.example.org:3478"}
+    models: {source: huggingface}   # or modelscope: where the model manager downloads from
     options:                   # per backend, checked against the backend's Options dataclass
       openai: {base_url: "http://127.0.0.1:11434/v1", model: qwen2.5}
       espeak: {voice: en-us}
@@ -29,6 +30,8 @@ import yaml
 from app_modules.errors import TalkerError
 from app_modules.registry import STAGES, names
 
+AUTO = "auto"  # a stage's backend chosen by what is present and answering (app_modules/auto.py)
+MODEL_SOURCES = ("huggingface", "modelscope")
 DEFAULT_FILE = Path(__file__).resolve().parent.parent / "settings.yaml"
 
 
@@ -57,6 +60,71 @@ class ServerSettings:
     max_upload_mb: int = 20
     # a bearer token the HTTP API requires; empty for none (TALKER_API_TOKEN also sets it)
     api_token: str = ""
+    # --- running it for others (app_modules/security.py)
+    # users and their passwords for the web UI and the API: {alice: "secret"}; TALKER_AUTH="alice:secret,bob:pw"
+    # adds to them, so passwords can stay out of the file. Empty: no login (loopback only, see allow_no_auth)
+    auth: dict[str, str] = field(default_factory=dict)
+    # listening beyond this machine (host not 127.0.0.1/localhost) without a login is refused at start;
+    # true opens the server to everyone who can reach it
+    allow_no_auth: bool = False
+    # serve over TLS, so browsers on other devices allow the microphone: true uses ssl_certfile/ssl_keyfile,
+    # or, without them, a self-signed certificate made once (browsers warn about it once)
+    https: bool = False
+    ssl_certfile: str = ""
+    ssl_keyfile: str = ""
+
+    def users(self, env: Mapping[str, str] | None = None) -> dict[str, str]:
+        """Login names and passwords: ``auth`` plus TALKER_AUTH ("user:password,user2:password2")."""
+        env = os.environ if env is None else env
+        out = {str(k): str(v) for k, v in self.auth.items()}
+        for item in (env.get("TALKER_AUTH") or "").split(","):
+            user, sep, password = item.strip().partition(":")
+            if sep and user and password:
+                out[user] = password
+        return out
+
+    def token(self, env: Mapping[str, str] | None = None) -> str:
+        env = os.environ if env is None else env
+        return self.api_token or (env.get("TALKER_API_TOKEN") or "").strip()
+
+
+@dataclass
+class LimitSettings:
+    """How much one request may ask for. Each bound refuses with a message that names it."""
+
+    # the longest typed question, text to speak or persona, in characters
+    text_chars: int = 2000
+    # an answer is cut after this many characters (the model is stopped; what was said is kept)
+    answer_chars: int = 4000
+    # the most pixels a portrait may have, read from the file's header before it is decoded
+    image_pixels: int = 40_000_000
+    # the smallest face (its width in pixels) a talking head is asked to animate
+    min_face_px: int = 48
+    # the longest recorded question, in seconds
+    audio_seconds: int = 120
+    # request bodies that are not file uploads (JSON, form fields), in kilobytes
+    request_kb: int = 2048
+    # turns that may wait for a free render slot (server.concurrency); more are told the server is busy
+    queue: int = 16
+    # live (Real-time tab) conversations at once
+    realtime_sessions: int = 2
+    # session and job files, and Gradio's cached copies, untouched this long are removed (at start and hourly)
+    files_ttl_minutes: int = 120
+
+
+@dataclass
+class VisitorSettings:
+    """What a visitor may choose in the page's Settings tab (the rest is the operator's)."""
+
+    # backends a visitor may pick, per stage, e.g. {tts: [espeak, piper]}; a stage not named here offers
+    # every backend that can run on this machine
+    backends: dict[str, list[str]] = field(default_factory=dict)
+    # values of the options marked `listed` (model names, voice files) a visitor may pick, e.g.
+    # {"openai.model": [qwen2.5:1.5b, llama3.2]}; without a list only the operator's own value
+    choices: dict[str, list[Any]] = field(default_factory=dict)
+    # whether the page's model manager may download weights (large files onto the server's disk) when the
+    # server is reachable from other machines; on a loopback-only server the visitor is the operator and may
+    downloads: bool = False
 
 
 @dataclass
@@ -90,17 +158,30 @@ class RealtimeSettings:
 
 
 TURN_URL_SCHEMES = ("turn:", "turns:", "stun:")
+SECTIONS = ("pipeline", "server", "realtime", "limits", "visitors", "models")
+
+
+@dataclass
+class ModelSettings:
+    """The model manager (Settings tab, ``python -m app_modules.cli download``)."""
+
+    # where downloads come from: "huggingface" (HF_ENDPOINT selects a mirror) or "modelscope", for the
+    # models ModelScope publishes with the same files (faster-whisper, Qwen)
+    source: str = "huggingface"
 
 
 @dataclass
 class Settings:
-    asr: str = "faster-whisper"
-    llm: str = "openai"
-    tts: str = "espeak"
-    thg: str = "lite"
+    asr: str = AUTO
+    llm: str = AUTO
+    tts: str = AUTO
+    thg: str = AUTO
     pipeline: PipelineSettings = field(default_factory=PipelineSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
     realtime: RealtimeSettings = field(default_factory=RealtimeSettings)
+    limits: LimitSettings = field(default_factory=LimitSettings)
+    visitors: VisitorSettings = field(default_factory=VisitorSettings)
+    models: ModelSettings = field(default_factory=ModelSettings)
     # backend name -> options for that backend's Options dataclass
     options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -145,7 +226,7 @@ def _apply_override(raw: dict[str, Any], item: str) -> None:
         raise TalkerError(f"override {item!r} must look like key=value (e.g. tts=piper, openai.model=qwen2.5)")
     parts = key.strip().split(".")
     parsed = yaml.safe_load(value) if value.strip() else ""
-    if len(parts) == 1 or parts[0] in STAGES or parts[0] in ("pipeline", "server", "realtime"):
+    if len(parts) == 1 or parts[0] in STAGES or parts[0] in SECTIONS:
         target = raw
     else:  # a backend's option: openai.model=...
         target = raw.setdefault("options", {})
@@ -163,18 +244,51 @@ def from_dict(raw: dict[str, Any]) -> Settings:
         pipeline=_section(PipelineSettings, _mapping(raw.get("pipeline"), "pipeline"), "pipeline"),
         server=_section(ServerSettings, _mapping(raw.get("server"), "server"), "server"),
         realtime=_section(RealtimeSettings, _mapping(raw.get("realtime"), "realtime"), "realtime"),
+        limits=_section(LimitSettings, _mapping(raw.get("limits"), "limits"), "limits"),
+        visitors=_section(VisitorSettings, _mapping(raw.get("visitors"), "visitors"), "visitors"),
+        models=_section(ModelSettings, _mapping(raw.get("models"), "models"), "models"),
         options={str(k): _mapping(v, f"options.{k}") for k, v in (raw.get("options") or {}).items()},
     )
     for stage in STAGES:
         if stage in raw:
             setattr(s, stage, str(raw[stage]))
-        if s.backend(stage) not in names(stage):
+        if s.backend(stage) not in (*names(stage), AUTO):
             raise TalkerError(f"unknown {stage} backend {s.backend(stage)!r}; "
-                              f"available {stage} backends = {', '.join(names(stage))}")
+                              f"available {stage} backends = {', '.join(names(stage))}, or {AUTO}")
+    if s.models.source not in MODEL_SOURCES:
+        raise TalkerError(f"models.source must be one of {', '.join(MODEL_SOURCES)}, got {s.models.source!r}")
     if s.pipeline.subtitles not in ("srt", "burn"):
         raise TalkerError(f"pipeline.subtitles must be 'srt' or 'burn', got {s.pipeline.subtitles!r}")
     _check_realtime(s.realtime)
+    _check_limits(s)
     return s
+
+
+def _check_limits(s: Settings) -> None:
+    for name, value in dataclasses.asdict(s.limits).items():
+        if value < 1:
+            raise TalkerError(f"limits.{name} must be at least 1, got {value!r}")
+    if s.server.concurrency < 1 or s.server.max_upload_mb < 1:
+        raise TalkerError(f"server.concurrency and server.max_upload_mb must be at least 1, got "
+                          f"{s.server.concurrency}, {s.server.max_upload_mb}")
+    for stage, allowed in s.visitors.backends.items():
+        if stage not in STAGES or not isinstance(allowed, list):
+            raise TalkerError(f"visitors.backends maps a stage ({', '.join(STAGES)}) to a list of backends, "
+                              f"got {stage}: {allowed!r}")
+        unknown = sorted(set(map(str, allowed)) - set(names(stage)))
+        if unknown:
+            raise TalkerError(f"visitors.backends.{stage}: unknown backend(s) {unknown}; "
+                              f"available {stage} backends = {', '.join(names(stage))}")
+    # `--set visitors.choices.openai.model=[a,b]` arrives nested: {openai: {model: [a, b]}}
+    s.visitors.choices = {f"{k}.{name}" if isinstance(v, dict) else k: vv
+                          for k, v in s.visitors.choices.items()
+                          for name, vv in (v.items() if isinstance(v, dict) else [(None, v)])}
+    for key, allowed in s.visitors.choices.items():
+        if "." not in key or not isinstance(allowed, list):
+            raise TalkerError(f"visitors.choices maps 'backend.option' to a list of values, got {key}: {allowed!r}")
+    if bool(s.server.ssl_certfile) != bool(s.server.ssl_keyfile):
+        raise TalkerError("server.ssl_certfile and server.ssl_keyfile go together: set both, or neither for a "
+                          "self-signed certificate")
 
 
 def _check_realtime(rt: RealtimeSettings) -> None:
@@ -206,6 +320,10 @@ def _section(cls: type, raw: dict[str, Any], label: str) -> Any:
         want = fields[k].type
         if want == "int" and (not isinstance(v, int) or isinstance(v, bool)):
             raise TalkerError(f"{label}.{k} must be an integer, got {v!r}")
+        if want == "bool" and not isinstance(v, bool):
+            raise TalkerError(f"{label}.{k} must be true or false, got {v!r}")
+        if want.startswith("dict[") and not isinstance(v, dict):
+            raise TalkerError(f"{label}.{k} must be a mapping, got {v!r}")
         if want == "str" and v is not None and not isinstance(v, str):
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 raise TalkerError(f"{label}.{k} must be text, got {v!r}")

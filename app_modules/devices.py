@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from typing import TYPE_CHECKING
 
 from app_modules.errors import BackendUnavailableError, TalkerError
@@ -26,3 +27,12 @@ def torch_device(name: str) -> torch.device:
         raise BackendUnavailableError(f"device {name!r} asked for, but torch sees no CUDA GPU here; "
                                       "use device=cpu or auto")
     return dev
+
+
+def has_cuda() -> bool:
+    """Whether torch sees a CUDA GPU; cheap on machines without ``nvidia-smi`` (torch is not imported)."""
+    if shutil.which("nvidia-smi") is None:
+        return False
+    import torch
+
+    return torch.cuda.is_available()

@@ -35,3 +35,9 @@ class StageError(TalkerError):
     def __init__(self, stage: str, message: str):
         super().__init__(f"{stage}: {message}")
         self.stage = stage
+
+
+class BusyError(TalkerError):
+    """The server is at its limit (renders waiting, live sessions); trying again later works."""
+
+    exit_code = 6

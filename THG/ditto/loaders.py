@@ -5,7 +5,7 @@
   entry is the stitching network, its keys prefixed ``module.`` (saved from DataParallel).
 * lmdm_v0.4_hubert.pth: the motion diffusion model's weights under ``model_state_dict``.
 
-Every file is read with ``torch.load(weights_only=True)``: tensors and plain containers only.
+Every file is read with ``app_modules.safe_pickle`` (an allow-list: no pickled code runs).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from app_modules.errors import TalkerError
+from app_modules.safe_pickle import load_checkpoint
 from app_modules.state_dicts import key_mismatch
 from THG.ditto.lmdm import MotionDecoder
 from THG.ditto.motion_extractor import MotionExtractor
@@ -52,11 +53,7 @@ def _state(name: str, ckpt, path: Path) -> dict[str, torch.Tensor]:
 def load_network(name: str, path: str | Path) -> nn.Module:
     """One network from its published file, in eval mode, on the CPU."""
     path = Path(path)
-    try:
-        ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as e:  # a truncated download, or a pickle with foreign objects
-        raise TalkerError(f"cannot load {path} ({type(e).__name__}: {e}); the download may be incomplete: "
-                          f"delete it and run `{_DOWNLOAD}`") from e
+    ckpt = load_checkpoint(path, what=f"Ditto {name} file")
     state = _state(name, ckpt, path)
     net = FILES[name][1]()
     mismatch = key_mismatch(net.state_dict(), state)

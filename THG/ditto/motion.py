@@ -19,7 +19,7 @@ LAYOUT = (("scale", 1), ("pitch", 66), ("yaw", 66), ("roll", 66), ("t", 3), ("ex
 EYE_KP = (11, 13, 15, 16, 18)  # LivePortrait's implicit keypoints that move with the eyelids
 LIP_KP = (6, 12, 14, 17, 19, 20)  # ... and with the lips
 GAZE = (0.26, 0.28)  # eye-ball shift per degree of yaw and of pitch (upstream's constants)
-EMOTIONS = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise", "contempt")
+EMOTIONS = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise", "contempt")  # THG.ditto_thg too
 
 Motion = dict[str, np.ndarray]
 

@@ -23,6 +23,8 @@ import torch
 from app_modules.checkpoints import CheckpointManager
 from app_modules.devices import torch_device
 from app_modules.errors import BadInputError, MissingWeightsError, TalkerError
+from app_modules.options import Declared, option
+from app_modules.safe_pickle import load_checkpoint
 from app_modules.state_dicts import key_mismatch
 from THG.enhancer.gfpgan_arch import GFPGANv1Clean
 
@@ -32,7 +34,7 @@ FEATHER = 0.1  # fraction of the pasted square over which the enhanced face fade
 def load_gfpgan(path: str | Path, **config) -> GFPGANv1Clean:
     """A ``GFPGANv1Clean`` in eval mode on the CPU from GFPGANv1.4.pth (v1.3 has the same layout).
 
-    The file is read with ``weights_only=True`` (no pickled code runs); its tensors are taken from
+    The file is read with ``app_modules.safe_pickle`` (no pickled code runs); its tensors are taken from
     ``params_ema`` (the averaged weights GFPGAN's own inference uses), else ``params``, else the
     dict itself, and must match the network exactly. ``config`` overrides the published
     architecture (tests use a smaller ``out_size``)."""
@@ -40,12 +42,7 @@ def load_gfpgan(path: str | Path, **config) -> GFPGANv1Clean:
     if not p.is_file():
         raise MissingWeightsError(f"GFPGAN checkpoint not found: {p} -- fetch it with "
                                   "`python -m app_modules.cli download gfpgan`")
-    try:
-        obj = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as e:  # truncated download, an HTML error page, a pickle with arbitrary objects
-        raise TalkerError(f"cannot read the GFPGAN checkpoint {p}: {type(e).__name__}: "
-                          f"{str(e).splitlines()[0][:200] if str(e) else ''}. The file may be incomplete or "
-                          "not a PyTorch checkpoint; download it again") from e
+    obj = load_checkpoint(p, what="GFPGAN checkpoint")
     state = obj
     if isinstance(obj, Mapping):
         for key in ("params_ema", "params"):
@@ -74,7 +71,7 @@ class GFPGANEnhancer:
     """Restores faces with GFPGAN; load once per process, call from any backend's render loop."""
 
     @dataclass(frozen=True)
-    class Options:
+    class Options(Declared, label="gfpgan"):
         # path to GFPGANv1.4.pth; empty: checkpoints/gfpgan/GFPGANv1.4.pth
         checkpoint: str = ""
         # "auto" (CUDA when available), "cpu", "cuda" or "cuda:N"
@@ -82,18 +79,12 @@ class GFPGANEnhancer:
         # half precision on the GPU (ignored on the CPU)
         fp16: bool = True
         # share of the restored face in the result: 0 returns the input, 1 GFPGAN's output only
-        weight: float = 0.5
+        weight: float = option(0.5, min=0, max=1, step=0.05, visitor=True)
         # faces per network call (a 512 face needs a few hundred MB of activations in fp32)
-        batch_size: int = 4
+        batch_size: int = option(4, min=1, max=64)
         # fresh noise on every call, as upstream GFPGAN; off, the stored noise maps keep video frames
         # from shimmering
         random_noise: bool = False
-
-        def __post_init__(self):
-            if not 0.0 <= self.weight <= 1.0:
-                raise TalkerError(f"the enhancer weight must be between 0 and 1, got {self.weight}")
-            if self.batch_size < 1:
-                raise TalkerError(f"the enhancer batch_size must be >= 1, got {self.batch_size}")
 
     def __init__(self, options: Options | None = None, checkpoints: CheckpointManager | None = None,
                  network: GFPGANv1Clean | None = None):

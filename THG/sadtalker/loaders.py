@@ -5,7 +5,8 @@
   Upstream keeps keys that *contain* the name; no key contains another network's name, so a prefix
   test selects the same keys.
 * ``mapping_00229-model.pth.tar`` / ``mapping_00109-model.pth.tar``: a torch pickle whose
-  ``'mapping'`` entry is the MappingNet state_dict.
+  ``'mapping'`` entry is the MappingNet state_dict (next to the discriminator, optimizer states and
+  ``epoch`` of the training checkpoint), read with ``app_modules.safe_pickle``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch
 from torch import nn
 
 from app_modules.errors import TalkerError
+from app_modules.safe_pickle import load_checkpoint
 from app_modules.state_dicts import key_mismatch
 from THG.sadtalker.audio2exp import SimpleWrapperV2
 from THG.sadtalker.audio2pose import Audio2Pose
@@ -70,10 +72,7 @@ def load_mapping(path: str | Path) -> MappingNet:
     """MappingNet from a ``{'mapping': state_dict, ...}`` checkpoint. The number of input coefficients
     (70, or 73 for the ``full``-mode model) is read from the weights."""
     path = Path(path)
-    try:
-        ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as e:  # a pickle with foreign objects, or a truncated file
-        raise TalkerError(f"cannot load {path} as a SadTalker mapping checkpoint ({e})") from e
+    ckpt = load_checkpoint(path, what="SadTalker mapping checkpoint")
     if not isinstance(ckpt, dict) or "mapping" not in ckpt:
         found = sorted(ckpt)[:5] if isinstance(ckpt, dict) else type(ckpt).__name__
         raise TalkerError(f"{path} has no 'mapping' entry (found {found}); expected mapping_00229-model.pth.tar")

@@ -1,8 +1,8 @@
 """Reading the published checkpoint files safely and strictly.
 
-``torch.load(weights_only=True)`` never runs pickled code, so a downloaded file cannot execute
-anything; the training extras in wav2lip*.pth (optimizer state, step counters) are plain
-containers and load fine that way.
+``app_modules.safe_pickle`` never runs pickled code, so a downloaded file cannot execute anything;
+the training extras in wav2lip*.pth (optimizer state, step counters) are plain containers, and
+files from before torch 1.6 (the legacy, non-zip format) load the same way.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from app_modules.errors import MissingWeightsError, TalkerError
+from app_modules.errors import TalkerError
+from app_modules.safe_pickle import load_checkpoint
 from app_modules.state_dicts import key_mismatch
 
 
@@ -21,15 +22,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """The tensors of a checkpoint: a ``{"state_dict": ...}`` container or a bare state dict,
     with the ``module.`` prefixes of DataParallel training removed."""
     p = Path(path)
-    if not p.is_file():
-        raise MissingWeightsError(f"checkpoint file not found: {p}")
-    try:
-        obj = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as e:  # truncated download, HTML error page, or a pickle with arbitrary objects
-        first_line = (str(e).splitlines() or ["(no message)"])[0][:200]
-        raise TalkerError(
-            f"cannot read the checkpoint {p}: {type(e).__name__}: {first_line}. "
-            "The file may be incomplete or not a PyTorch checkpoint; download it again") from e
+    obj = load_checkpoint(p)
     if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
         obj = obj["state_dict"]
     if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):

@@ -5,6 +5,11 @@ softmax over the two classes, anchors of side 4*stride at strides 4..128, SSD bo
 variances (0.1, 0.2), candidates above 0.05, NMS at IoU 0.3 (with the +1 pixel area
 convention), keep scores above 0.5, take the best box. Here it is vectorised instead of a Python
 loop over anchors; the kept set is the same.
+
+Colour order: the network gets the frame in RGB minus (104, 117, 123), the order of Wav2Lip's
+pipeline, whose crops Wav2Lip was trained on: inference.py reads BGR frames with OpenCV, its
+``face_detection`` API flips them to RGB (``images[..., ::-1]``), and ``sfd/detect.py`` subtracts
+those means, written in BGR order for the Caffe VGG, from the RGB pixels.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-BGR_MEAN = (104.0, 117.0, 123.0)  # the Caffe VGG means the network was trained with
+MEAN = (104.0, 117.0, 123.0)  # subtracted per channel from the RGB frame, as Wav2Lip's pipeline does
 
 
 class L2Norm(nn.Module):
@@ -149,14 +154,15 @@ def best_face(dets: np.ndarray) -> tuple[int, int, int, int] | None:
 
 
 class FaceDetector:
-    """Runs S3FD on batches of RGB uint8 frames and returns one box (or None) per frame."""
+    """Runs S3FD on batches of RGB uint8 frames and returns one box (or None) per frame: the
+    ``get_detections_for_batch`` of Wav2Lip's ``face_detection`` (``max_side=0`` for its full resolution)."""
 
     def __init__(self, net: S3FD, device: torch.device, max_side: int = 640, batch_size: int = 8):
         self.net = net.eval().to(device)
         self.device = device
         self.max_side = max_side  # 0: full resolution, as the original
         self.batch_size = batch_size
-        self._mean = torch.tensor(BGR_MEAN, device=device).view(1, 3, 1, 1)
+        self._mean = torch.tensor(MEAN, device=device).view(1, 3, 1, 1)
 
     @torch.inference_mode()
     def detect(self, frames: list[np.ndarray]) -> list[tuple[int, int, int, int] | None]:
@@ -173,7 +179,7 @@ class FaceDetector:
                 chunk = [cv2.resize(f, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
                          for f in chunk]
             x = torch.from_numpy(np.stack(chunk)).to(self.device)
-            x = x.flip(-1).permute(0, 3, 1, 2).float() - self._mean  # RGB -> BGR, as S3FD was trained
+            x = x.permute(0, 3, 1, 2).float() - self._mean  # RGB, as in the Wav2Lip pipeline (see top)
             for dets in decode_detections(self.net(x)):
                 box = best_face(dets)
                 if box is not None and scale != 1.0:

@@ -2,8 +2,9 @@
 
 * ``s1bert25hz-...ckpt``: ``{'weight': state_dict, 'config': dict}``; every key starts with ``model.``
   (the Lightning wrapper), loaded strictly like the original ``change_gpt_weights``.
-* ``s2G2333k.pth``: ``{'weight': state_dict, 'config': hps}``; loaded non-strictly like
-  ``change_sovits_weights``, because training-only ``enc_q.*`` may or may not be in the file.
+* ``s2G2333k.pth`` and every SoVITS file training writes (``process_ckpt.savee``): ``{'weight': state_dict,
+  'config': hps, 'info': str}``, hps a pickled ``utils.HParams`` (read as ``CheckpointConfig``); loaded
+  non-strictly like ``change_sovits_weights``, because training-only ``enc_q.*`` may or may not be in the file.
   Unlike upstream, any *missing* inference key is an error here: a silently random layer would only
   show up as noise.
 """
@@ -11,12 +12,10 @@
 from __future__ import annotations
 
 import logging
-import pickle
 from pathlib import Path
 
-import torch
-
 from app_modules.errors import MissingWeightsError, TalkerError
+from app_modules.safe_pickle import load_checkpoint
 from VITS.gptsovits.sovits import SoVITSConfig, SynthesizerTrn
 from VITS.gptsovits.t2s import T2SConfig, Text2SemanticDecoder
 
@@ -27,20 +26,27 @@ class CheckpointFormatError(TalkerError):
     """The file exists but is not the container layout we expect."""
 
 
+# process_ckpt.my_save2 overwrites the zip's "PK" with a version tag for the models after v2.
+_VERSION_HEADERS = {b"02": "v3", b"03": "v3 LoRA", b"04": "v4 LoRA", b"05": "v2Pro", b"06": "v2ProPlus"}
+
+
 def read_container(path: str | Path, allow_pickle: bool = False) -> dict:
-    """``torch.load`` with ``weights_only=True``; a clear message when the file needs full unpickling."""
+    """The ``{'weight', 'config', ...}`` dict of a GPT-SoVITS file, read by the safe loader, which also
+    takes the pickled ``utils.HParams`` config of SoVITS files (as a ``CheckpointConfig``)."""
     path = Path(path)
-    if not path.is_file():
-        raise MissingWeightsError(f"checkpoint file not found: {path}")
+    if path.is_file():
+        with open(path, "rb") as f:
+            version = _VERSION_HEADERS.get(f.read(2))
+        if version:
+            raise CheckpointFormatError(f"{path.name} is a GPT-SoVITS {version} model; only v2 is supported")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=not allow_pickle)
-    except pickle.UnpicklingError as e:
-        raise CheckpointFormatError(
-            f"{path.name} holds Python objects that the safe loader refuses ({e}). If you trust the file "
-            "(it came from the official lj1995/GPT-SoVITS repository), set `allow_pickle: true` in the "
-            "gpt-sovits options to load it with torch.load(weights_only=False)") from e
-    except RuntimeError as e:
-        raise CheckpointFormatError(f"{path} is not a readable torch checkpoint ({e}); download it again") from e
+        obj = load_checkpoint(path, allow_pickle=allow_pickle, what="GPT-SoVITS checkpoint", trust_hint=(
+            " (from the lj1995/GPT-SoVITS repository), or, if you trust this one, set `allow_pickle: true` in "
+            "the gpt-sovits options of the settings file"))
+    except MissingWeightsError:
+        raise
+    except TalkerError as e:  # a refused pickled class (named in the message), or an unreadable file
+        raise CheckpointFormatError(str(e)) from e
     if not isinstance(obj, dict) or "weight" not in obj:
         keys = list(obj)[:5] if isinstance(obj, dict) else type(obj).__name__
         raise CheckpointFormatError(f"{path.name}: expected a dict with 'weight' and 'config', found {keys}")

@@ -138,7 +138,8 @@ class LayerStack(nn.Module):
 
 @dataclass
 class T2SResult:
-    """``tokens``: what the original webui hands to SoVITS (``y[:, -idx:]``). ``y``: prompt + all new tokens."""
+    """``tokens``: what the original webui hands to SoVITS (``y[:, -idx:]``). ``y``: prompt + all new tokens.
+    ``idx``: what upstream ``infer_panel`` returns (the last step, or 0 without a prompt)."""
 
     tokens: torch.Tensor  # (1, n) int64
     y: torch.Tensor
@@ -201,11 +202,13 @@ class Text2SemanticDecoder(nn.Module):
 
         Reproduces ``infer_panel_naive`` including its quirks: EOS is not allowed for the first
         ``min_steps`` steps; the stop test runs after the token is appended, so an early stop yields
-        early_stop_num + 1 tokens of which the webui keeps the last ``idx`` (dropping the first)."""
+        early_stop_num + 1 tokens of which the webui keeps the last ``idx`` (dropping the first).
+        Without a prompt (the webui's reference-free mode) ``idx`` is 0 and every token is kept."""
         if phoneme_ids.size(0) != 1:
             raise ValueError("generate() decodes one sentence at a time (batch size 1)")
         x = self.embed_text(phoneme_ids, bert_feature)
-        if prompt is None:
+        ref_free = prompt is None
+        if ref_free:
             prompt = torch.zeros(1, 0, dtype=torch.long, device=x.device)
         prefix_len = prompt.size(1)
         xy = torch.cat([x, self.embed_audio(prompt)], dim=1)
@@ -235,5 +238,7 @@ class Text2SemanticDecoder(nn.Module):
             xy = self.embed_audio(y[:, -1:], start=prefix_len + idx)
         if y.size(1) == 0:  # nothing at all (no prompt, immediate EOS): one silent code, as upstream
             y = torch.zeros(1, 1, dtype=torch.long, device=y.device)
+        if ref_free:
+            idx = 0  # upstream's ref_free mode returns idx 0, so the webui's y[:, -idx:] keeps every token
         tokens = y[:, -idx:] if idx > 0 else y[:, prefix_len:]
         return T2SResult(tokens=tokens, y=y, idx=idx, stopped_by_eos=stopped_by_eos, step_logits=step_logits)

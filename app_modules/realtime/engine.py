@@ -35,7 +35,7 @@ from app_modules.pipeline import Pipeline
 from app_modules.realtime.idle import IdleClip, IdleMotion, IdleOptions
 from app_modules.realtime.playout import Playout, Segment
 from app_modules.realtime.turn_vad import Paused, SpeechStarted, TurnDetector, TurnOptions, UtteranceEnded
-from app_modules.types import Audio, SentenceAudio, StageFailed, Transcript, TurnResult
+from app_modules.types import Audio, Progress, SentenceAudio, StageFailed, Transcript, TurnResult
 
 log = logging.getLogger(__name__)
 
@@ -267,9 +267,13 @@ class ConversationEngine:
                 elif isinstance(ev, SentenceAudio):
                     self._play_sentence(turn, ev, offset)
                     offset += ev.audio.duration
+                elif isinstance(ev, Progress) and ev.stage == "queue":
+                    # the server-wide render limit: this turn waits its place in line
+                    self.emit({"type": "queue", "message": ev.message})
                 elif isinstance(ev, StageFailed):
                     turn.failed = True
                     self.emit({"type": "error", "stage": ev.stage, "message": ev.message})
+                    break  # nothing follows an error
                 elif isinstance(ev, TurnResult):
                     turn.reply = ev.reply
         except Exception as e:  # noqa: BLE001 - a crashed turn must not kill the session
@@ -343,7 +347,10 @@ class ConversationEngine:
             if frame is not None and turn.metrics.first_frame is None:
                 turn.metrics.first_frame = time.perf_counter()
         t = time.perf_counter() - self._t0
-        return self.idle.frame(t) if frame is None else self.idle.over(frame, t)
+        if frame is None:
+            return self.idle.frame(t)
+        # a backend that blinks in its own frames (lite, Ditto) is not blinked over a second time
+        return self.idle.over(frame, t, blink=not getattr(self.pipeline.stages.thg, "blinks", False))
 
     # ---------------------------------------------------------------------------------- misc
     def _set_state(self, state: State) -> None:

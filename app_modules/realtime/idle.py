@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from app_modules.blink import BlinkSchedule
+
 
 @dataclass(frozen=True)
 class IdleOptions:
@@ -64,8 +66,9 @@ class IdleMotion:
         rng = np.random.default_rng(options.seed)
         # incommensurate frequencies: the sway never visibly repeats
         self._phases = rng.uniform(0, 2 * math.pi, 3)
-        gaps = rng.uniform(0.5, 1.5, 64) * options.blink_every_s
-        self._blinks = np.cumsum(gaps) + 1.0
+        # the same schedule as the lite talking head's own blinks (one rate, one lid motion)
+        self.blinks = BlinkSchedule(options.blink_every_s, options.blink_s, seed=options.seed)
+        self._blinks = self.blinks.times
 
     def _face_centre(self) -> tuple[float, float]:
         w, h = self.size
@@ -76,23 +79,18 @@ class IdleMotion:
 
     def blink_amount(self, t: float) -> float:
         """0 (open) .. 1 (closed) at time ``t``."""
-        period = self._blinks[-1]
-        t = t % period
-        i = int(np.searchsorted(self._blinks, t))
-        start = self._blinks[i - 1] if i > 0 else -1e9
-        dt = t - start
-        if 0 <= dt <= self.options.blink_s:
-            return math.sin(math.pi * dt / self.options.blink_s)
-        return 0.0
+        return self.blinks.amount(t)
 
-    def apply(self, frame: np.ndarray, t: float) -> np.ndarray:
-        """``frame`` at time ``t`` (seconds) with the idle sway and, when due, a blink."""
+    def apply(self, frame: np.ndarray, t: float, blink: bool = True) -> np.ndarray:
+        """``frame`` at time ``t`` (seconds) with the idle sway and, when due (and ``blink``), a blink.
+
+        A backend that blinks in its own frames (``lite``) passes ``blink=False`` for them."""
         import cv2
 
         o = self.options
         if frame.shape[:2] != (self.size[1], self.size[0]):
             return frame  # another size (a backend that crops differently): leave it alone
-        b = self.blink_amount(t)
+        b = self.blink_amount(t) if blink else 0.0
         if b > 0.05 and self.eyes:
             frame = frame.copy()
             for x, y, w, h in self.eyes:
@@ -110,9 +108,10 @@ class IdleMotion:
         """The idle frame at time ``t``."""
         return self.apply(self.base, t)
 
-    def over(self, frame: np.ndarray, t: float) -> np.ndarray:
-        """A speaking frame at time ``t``: swayed like the idle face, so the head does not jump."""
-        return self.apply(frame, t)
+    def over(self, frame: np.ndarray, t: float, blink: bool = True) -> np.ndarray:
+        """A speaking frame at time ``t``: swayed like the idle face, so the head does not jump (and
+        blinked, unless the backend blinks in its own frames)."""
+        return self.apply(frame, t, blink=blink)
 
 
 class IdleClip:
@@ -132,7 +131,7 @@ class IdleClip:
         i = int(t * self.fps) % (2 * n - 2)
         return self.frames[i if i < n else 2 * n - 2 - i]
 
-    def over(self, frame: np.ndarray, t: float) -> np.ndarray:
+    def over(self, frame: np.ndarray, t: float, blink: bool = True) -> np.ndarray:
         return frame
 
 

@@ -35,6 +35,7 @@ from aiohttp import web
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 
 from app_modules.config import TURN_URL_SCHEMES, RealtimeSettings
+from app_modules.errors import BusyError
 from app_modules.realtime.engine import ConversationEngine
 from app_modules.realtime.webrtc import EngineAudioTrack, EngineVideoTrack, feed_microphone
 
@@ -70,11 +71,15 @@ class PeerSession:
 class RealtimeServer:
     """Serves ``/offer`` on ``host:port``; ``sessions`` holds the live peers by id."""
 
-    def __init__(self, make_engine: EngineFactory, ice_servers: list[RTCIceServer] | None = None):
+    def __init__(self, make_engine: EngineFactory, ice_servers: list[RTCIceServer] | None = None,
+                 max_sessions: int | None = None):
+        """``max_sessions``: live conversations at once (``limits.realtime_sessions``); None for no cap."""
         self.make_engine = make_engine
         # an explicit empty list: aiortc would otherwise ask a public STUN server
         self.ice_servers = ice_servers_from_env() if ice_servers is None else ice_servers
+        self.max_sessions = max_sessions
         self.sessions: dict[str, PeerSession] = {}
+        self._opening = 0  # offers being answered: they count against the cap before they are sessions
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
 
@@ -104,13 +109,28 @@ class RealtimeServer:
             offer = RTCSessionDescription(sdp=body["sdp"], type=body["type"])
         except (ValueError, KeyError, TypeError):
             return web.json_response({"error": "expected JSON {sdp, type} with a WebRTC offer"}, status=400)
-        answer, session_id = await self.accept(offer)
+        try:
+            answer, session_id = await self.accept(offer)
+        except BusyError as e:
+            return web.json_response({"error": str(e)}, status=503)
         return web.json_response({"sdp": answer.sdp, "type": answer.type, "session": session_id})
 
     async def accept(self, offer: RTCSessionDescription,
                      make_engine: EngineFactory | None = None) -> tuple[RTCSessionDescription, str]:
         """Create the session for ``offer`` (its engine from ``make_engine``, default the server's);
-        returns the answer and the session's id. When the engine cannot be made, nothing is opened."""
+        returns the answer and the session's id. When the engine cannot be made, nothing is opened;
+        beyond ``max_sessions`` live conversations it raises ``BusyError``."""
+        if self.max_sessions is not None and len(self.sessions) + self._opening >= self.max_sessions:
+            raise BusyError(f"the server is busy: {self.max_sessions} live conversation(s) already, the most it "
+                            "takes (limits.realtime_sessions); try again later or use the chat tabs")
+        self._opening += 1
+        try:
+            return await self._accept(offer, make_engine)
+        finally:
+            self._opening -= 1
+
+    async def _accept(self, offer: RTCSessionDescription,
+                      make_engine: EngineFactory | None) -> tuple[RTCSessionDescription, str]:
         loop = asyncio.get_running_loop()
         channels: list[Any] = []
 

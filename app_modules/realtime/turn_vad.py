@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from app_modules.errors import BackendUnavailableError
 from app_modules.types import Audio
 
 SAMPLE_RATE = 16000
@@ -83,17 +82,10 @@ TurnEvent = SpeechStarted | Paused | UtteranceEnded
 
 
 def load_model():
-    """A fresh Silero VAD model (ONNX when onnxruntime is present: it starts without JIT warm-up)."""
-    try:
-        from silero_vad import load_silero_vad
-    except ImportError as e:
-        raise BackendUnavailableError(f"turn detection needs silero-vad ({e}): pip install silero-vad") from e
-    try:
-        import onnxruntime  # noqa: F401
+    """A fresh Silero VAD model (each detector keeps its own recurrent state)."""
+    from ASR.vad import new_silero_model
 
-        return load_silero_vad(onnx=True)
-    except ImportError:
-        return load_silero_vad()
+    return new_silero_model("turn detection")
 
 
 class TurnDetector:

@@ -22,9 +22,16 @@ from app_modules.ui.session import Session
 from app_modules.ui.turns import chat_messages, run_turn
 
 ASSETS = Path(__file__).resolve().parent / "assets"
-# The one real portrait that ships offline (a public-domain photo, from matplotlib's sample data);
-# the role choice changes the voice, and any other face can be used in the "Your photo" tab.
+# Portraits that ship with the app: public-domain photos only (assets/README.md names each one's
+# source and licence). Each speaks with its role's voice (voices.ROLES), and choosing a role shows
+# that role's portrait where there is one; any other face can be used in the "Your photo" tab.
 BUILTIN_AVATARS = {"Grace Hopper": ASSETS / "grace_hopper.jpg"}
+AVATAR_ROLES = {"Grace Hopper": "Female"}
+
+
+def avatar_for_role(role: str) -> str | None:
+    """The built-in avatar of ``role``, or None when none ships (the face stays, the voice changes)."""
+    return next((name for name, r in AVATAR_ROLES.items() if r == role and name in BUILTIN_AVATARS), None)
 
 
 @dataclass
@@ -73,7 +80,8 @@ def build_panel(key: str) -> Panel:
             chat = gr.Chatbot(label="Conversation", elem_id=f"{key}-chat", height=320)
             text = gr.Textbox(label="Type a question", placeholder="Ask the avatar something…", lines=2,
                               elem_id=f"{key}-text")
-            mic = gr.Audio(sources=["microphone", "upload"], type="numpy", label="…or ask by voice",
+            # a file, not an array: the duration limit is checked before it is decoded (media.load_audio)
+            mic = gr.Audio(sources=["microphone", "upload"], type="filepath", label="…or ask by voice",
                            elem_id=f"{key}-mic")
             with gr.Row():
                 send = gr.Button("Send", variant="primary", elem_id=f"{key}-send")
@@ -84,8 +92,13 @@ def build_panel(key: str) -> Panel:
 
 
 def wire(panel: Panel, runtime: Runtime, state: gr.State, key: str, extra: list[gr.components.Component],
-         turn_args: Callable[..., dict[str, Any]]) -> None:
-    """Connect a panel: ``turn_args(session settings, *extra values)`` gives run_turn's image / persona / voice."""
+         turn_args: Callable[..., dict[str, Any]], stored: gr.BrowserState | None = None) -> None:
+    """Connect a panel: ``turn_args(session settings, *extra values)`` gives run_turn's image / persona / voice.
+    ``stored``: the browser's copy of the conversations, written after every change (see ``app.restore``)."""
+    keep = [stored] if stored is not None else []
+
+    def kept(session: Session) -> list:
+        return [session.snapshot()] if stored is not None else []
 
     def respond(request: gr.Request, session, text, audio, *values):  # gr.Request first: *values follows
         session = ensure_session(runtime, session, request)
@@ -99,70 +112,91 @@ def wire(panel: Panel, runtime: Runtime, state: gr.State, key: str, extra: list[
             shown_sentence, shown_final = v.sentence_video, v.final_video
             ok = v.done and not v.failed
             yield (session, v.chat, sentence, final, v.status,
-                   "" if ok else gr.skip(), None if ok else gr.skip())
+                   "" if ok else gr.skip(), None if ok else gr.skip(),
+                   *(kept(session) if ok else [gr.skip()] * len(keep)))
 
     def undo(session, request: gr.Request):
         session = ensure_session(runtime, session, request)
         history = session.history(key)
         turn = history.undo()
         note = "Removed the last turn." if turn else "Nothing to undo."
-        return session, chat_messages(history), turn.user if turn else gr.skip(), note
+        return session, chat_messages(history), turn.user if turn else gr.skip(), note, *kept(session)
 
     def clear(session, request: gr.Request):
         session = ensure_session(runtime, session, request)
         session.history(key).clear()
-        return session, [], None, final_video(None), "Conversation cleared."
+        return session, [], None, final_video(None), "Conversation cleared.", *kept(session)
 
-    outputs = [state, panel.chat, panel.sentence_video, panel.final_video, panel.status, panel.text, panel.mic]
+    outputs = [state, panel.chat, panel.sentence_video, panel.final_video, panel.status, panel.text, panel.mic, *keep]
     inputs = [state, panel.text, panel.mic, *extra]
-    # only turns take a place in the queue (settings.server.concurrency at a time); undo and clear
-    # are instant and must not wait behind someone's rendering
-    panel.send.click(respond, inputs, outputs, api_name=f"{key}_turn")
-    panel.text.submit(respond, inputs, outputs, api_name=False)
-    panel.undo.click(undo, [state], [state, panel.chat, panel.text, panel.status],
+    # turns of every tab share one Gradio limit (how many may wait at all); the render limit itself is
+    # the runtime's, shared with the API and the real-time tab. Undo and clear are instant and must not
+    # wait behind someone's rendering
+    waiting = runtime.settings.server.concurrency + runtime.settings.limits.queue
+    panel.send.click(respond, inputs, outputs, api_name=f"{key}_turn", concurrency_id="turns",
+                     concurrency_limit=waiting)
+    panel.text.submit(respond, inputs, outputs, api_name=False, concurrency_id="turns", concurrency_limit=waiting)
+    panel.undo.click(undo, [state], [state, panel.chat, panel.text, panel.status, *keep],
                      api_name=f"{key}_undo", concurrency_limit=None)
-    panel.clear.click(clear, [state], [state, panel.chat, panel.sentence_video, panel.final_video, panel.status],
+    panel.clear.click(clear, [state],
+                      [state, panel.chat, panel.sentence_video, panel.final_video, panel.status, *keep],
                       api_name=f"{key}_clear", concurrency_limit=None)
 
 
-def builtin_tab(runtime: Runtime, state: gr.State) -> None:
-    gr.Markdown("Talk to a built-in avatar. The role picks a female or male voice.")
+def builtin_tab(runtime: Runtime, state: gr.State, stored: gr.BrowserState | None = None) -> Panel:
+    faces = all(avatar_for_role(r) for r in voices.ROLES)
+    gr.Markdown("Talk to a built-in avatar. The role picks a female or male voice"
+                + (", and the face to match." if faces else "."))
+    first = next(iter(BUILTIN_AVATARS))
     with gr.Row():
-        avatar = gr.Dropdown(list(BUILTIN_AVATARS), value=next(iter(BUILTIN_AVATARS)), label="Avatar",
-                             elem_id="builtin-avatar")
-        role = gr.Radio(list(voices.ROLES), value=voices.ROLES[0], label="Role (voice)", elem_id="builtin-role")
-    preview = gr.Image(value=str(next(iter(BUILTIN_AVATARS.values()))), label="Portrait", interactive=False,
+        avatar = gr.Dropdown(list(BUILTIN_AVATARS), value=first, label="Avatar", elem_id="builtin-avatar")
+        role = gr.Radio(list(voices.ROLES), value=AVATAR_ROLES.get(first, voices.ROLES[0]), label="Role",
+                        elem_id="builtin-role")
+    preview = gr.Image(value=str(BUILTIN_AVATARS[first]), label="Portrait", interactive=False,
                        height=220, elem_id="builtin-preview")
     avatar.change(lambda name: str(BUILTIN_AVATARS[name]), avatar, preview, api_name=False, concurrency_limit=None)
+    # the role and the face follow each other (user choices only: no ping-pong of change events)
+    role.input(lambda r: avatar_for_role(r) or gr.skip(), role, avatar, api_name=False, concurrency_limit=None)
+    avatar.input(lambda name: AVATAR_ROLES.get(name, gr.skip()), avatar, role, api_name=False,
+                 concurrency_limit=None)
     panel = build_panel("builtin")
-    wire(panel, runtime, state, "builtin", [avatar, role],
-         lambda settings, name, r: {"image": BUILTIN_AVATARS.get(name, next(iter(BUILTIN_AVATARS.values()))),
-                                    "tts_options": voices.role_tts_options(settings, r) or None})
+    def turn_args(settings, name, r):
+        # the role's voice for the TTS that will speak (auto's pick, where the settings say auto)
+        role_voice = voices.role_tts_options(settings, r, runtime.choice("tts", settings).name)
+        return {"image": BUILTIN_AVATARS.get(name, next(iter(BUILTIN_AVATARS.values()))),
+                "tts_options": role_voice or None}
+
+    wire(panel, runtime, state, "builtin", [avatar, role], turn_args, stored)
+    return panel
 
 
-def photo_tab(runtime: Runtime, state: gr.State) -> None:
+def photo_tab(runtime: Runtime, state: gr.State, stored: gr.BrowserState | None = None) -> Panel:
     gr.Markdown("Use any photo of one face as the avatar: upload it or take one with the webcam.")
-    photo = gr.Image(sources=["upload", "webcam"], type="numpy", image_mode="RGB", label="Portrait",
+    # a file, not an array: its size is read from the header before it is decoded (limits.image_pixels)
+    photo = gr.Image(sources=["upload", "webcam"], type="filepath", image_mode="RGB", label="Portrait",
                      height=260, elem_id="photo-image")
     panel = build_panel("photo")
-    wire(panel, runtime, state, "photo", [photo], lambda _settings, img: {"image": img})
+    wire(panel, runtime, state, "photo", [photo], lambda _settings, img: {"image": img}, stored)
+    return panel
 
 
-def conversation_tab(runtime: Runtime, state: gr.State) -> None:
+def conversation_tab(runtime: Runtime, state: gr.State,
+                     stored: gr.BrowserState | None = None) -> tuple[Panel, gr.Textbox]:
     gr.Markdown("A multi-turn conversation: the avatar remembers earlier turns. Set its persona, "
                 "undo a turn or start over.")
     with gr.Row():
         persona = gr.Textbox(value=runtime.settings.pipeline.system_prompt, label="Persona (system prompt)",
                              lines=3, scale=2, elem_id="conversation-persona")
         photo = gr.Image(value=str(next(iter(BUILTIN_AVATARS.values()))), sources=["upload", "webcam"],
-                         type="numpy", image_mode="RGB", label="Portrait", height=200, scale=1,
+                         type="filepath", image_mode="RGB", label="Portrait", height=200, scale=1,
                          elem_id="conversation-image")
     panel = build_panel("conversation")
     wire(panel, runtime, state, "conversation", [photo, persona],
-         lambda _settings, img, p: {"image": img, "persona": p or ""})
+         lambda _settings, img, p: {"image": img, "persona": p or ""}, stored)
+    return panel, persona
 
 
-def clone_tab(runtime: Runtime, state: gr.State) -> None:
+def clone_tab(runtime: Runtime, state: gr.State, stored: gr.BrowserState | None = None) -> Panel:
     names, why = voices.cloned_voices(runtime.settings)
     backend_why = why_unavailable(spec("tts", voices.CLONE_TTS), runtime.checkpoints)
     problem = why or backend_why
@@ -175,7 +209,7 @@ def clone_tab(runtime: Runtime, state: gr.State) -> None:
         voice = gr.Dropdown(names, value=names[0] if names else None, label="Cloned voice",
                             interactive=bool(names), elem_id="clone-voice")
         photo = gr.Image(value=str(next(iter(BUILTIN_AVATARS.values()))), sources=["upload", "webcam"],
-                         type="numpy", image_mode="RGB", label="Portrait", height=200, elem_id="clone-image")
+                         type="filepath", image_mode="RGB", label="Portrait", height=200, elem_id="clone-image")
     if why is None:
         _add_voice_form(runtime, voice)
     panel = build_panel("clone")
@@ -185,7 +219,8 @@ def clone_tab(runtime: Runtime, state: gr.State) -> None:
             return {"image": img}
         return {"image": img, "tts": voices.CLONE_TTS, "tts_options": {"voice": name}}
 
-    wire(panel, runtime, state, "clone", [photo, voice], args)
+    wire(panel, runtime, state, "clone", [photo, voice], args, stored)
+    return panel
 
 
 def _add_voice_form(runtime: Runtime, voice: gr.Dropdown) -> None:

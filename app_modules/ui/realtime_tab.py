@@ -30,7 +30,7 @@ from typing import Any
 import gradio as gr
 
 from app_modules.config import RealtimeSettings, Settings
-from app_modules.errors import BadInputError, TalkerError
+from app_modules.errors import BadInputError, BusyError, TalkerError
 from app_modules.history import ChatHistory
 from app_modules.ui.runtime import Runtime
 from app_modules.ui.session import Session
@@ -89,6 +89,7 @@ async function connect() {
     events.onmessage = (m) => {
       const ev = JSON.parse(m.data);
       if (ev.type === 'state') state.textContent = ev.state;
+      else if (ev.type === 'queue') state.textContent = ev.message;
       else if (ev.type === 'transcript') line('user', 'You: ' + ev.text);
       else if (ev.type === 'reply') {
         line(ev.interrupted ? 'cut' : 'bot', 'Avatar: ' + ev.text + (ev.interrupted ? ' …' : ''));
@@ -154,7 +155,7 @@ def engine_factory(runtime: Runtime, portrait: Any = PORTRAIT, persona: str = PE
 
     s = settings or runtime.settings
     live = engine_settings(s.realtime)
-    face = portrait_array(portrait)
+    face = portrait_array(portrait, runtime.settings.limits)
 
     def make(on_event):
         # the same path as the chat tabs' turns: the session's backends, shared with every session choosing them
@@ -172,6 +173,8 @@ def engine_factory(runtime: Runtime, portrait: Any = PORTRAIT, persona: str = PE
 
 def connect_error(e: TalkerError) -> str:
     """The message a connection that cannot start shows, worded as the chat tabs word it."""
+    if isinstance(e, BusyError):
+        return f"⚠️ {e}"
     stage = "input" if isinstance(e, BadInputError) else getattr(e, "stage", "setup")
     return error_text(stage, str(e).removeprefix(f"{getattr(e, 'stage', '')}: "))
 
@@ -183,7 +186,8 @@ def session_engine_factory(runtime: Runtime, session: Any, portrait: Any, sessio
     settings = session.settings if isinstance(session, Session) else runtime.settings
     make = engine_factory(runtime, portrait, settings=settings, session_hash=session_hash)
     # the face analysis is cached by the pipeline, so the engine does not repeat it
-    runtime.pipeline(settings=settings, need_asr=True, need_video=True).avatar(portrait_array(portrait))
+    runtime.pipeline(settings=settings, need_asr=True, need_video=True).avatar(
+        portrait_array(portrait, runtime.settings.limits))
     return make
 
 
@@ -217,13 +221,15 @@ def realtime_tab(runtime: Runtime, state: gr.State | None = None) -> None:
             gr.Markdown(f"Real-time conversation is not available here: {e}\n\nInstall it with `pip install aiortc`.")
             return
         realtime = runtime.settings.realtime
-        peers = RealtimeServer(engine_factory(runtime), ice_servers=ice_servers_from_env(settings=realtime))
+        peers = RealtimeServer(engine_factory(runtime), ice_servers=ice_servers_from_env(settings=realtime),
+                               max_sessions=runtime.settings.limits.realtime_sessions)
 
         gr.Markdown("Choose the portrait that talks (upload one or take one with the webcam), press **Start "
                     "talking**, allow the microphone, and just talk: the avatar answers when you pause. Speak "
                     "while it talks to interrupt it. Use headphones, or a browser with echo cancellation, so it "
                     "does not hear itself.")
-        photo = gr.Image(value=str(PORTRAIT), sources=["upload", "webcam"], type="numpy", image_mode="RGB",
+        # a file, not an array: its size is read from the header before it is decoded (limits.image_pixels)
+        photo = gr.Image(value=str(PORTRAIT), sources=["upload", "webcam"], type="filepath", image_mode="RGB",
                          label="Portrait", height=220, elem_id="realtime-image")
         # the photo "Start talking" uses: this page's own copy, kept current by the picker
         chosen = gr.State(str(PORTRAIT))

@@ -1,7 +1,9 @@
 """One browser session: its conversations, its own folder of generated files and its own settings.
 
 Nothing here is global: the UI keeps a ``Session`` in ``gr.State`` (one per browser tab), and the
-folder is removed when the session ends, so one visitor's answers are never served to another. The
+folder is removed when the session ends (or, after a crash, by the sweeper), so one visitor's answers
+are never served to another. The conversations' text also goes to the visitor's own browser
+(``snapshot`` / ``restore``), so a reload or a server restart does not lose it. The
 session's ``settings`` start as a copy of the process's defaults; its settings tab changes them for
 this session only (the backends themselves are shared through ``Runtime``'s cache).
 """
@@ -14,11 +16,16 @@ import os
 import shutil
 import tempfile
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from app_modules.config import Settings
-from app_modules.history import ChatHistory
+from app_modules.config import LimitSettings, Settings
+from app_modules.history import ChatHistory, Turn
+
+SNAPSHOT_VERSION = 1
+MAX_KEPT_TURNS = 50  # per conversation, in the browser: older turns would not fit a model's context anyway
 
 
 def work_root(settings: Settings) -> Path:
@@ -61,6 +68,31 @@ class Session:
     def close(self) -> None:
         shutil.rmtree(self.workdir, ignore_errors=True)
         self.histories.clear()
+
+    # ------------------------------------------------------------- kept in the visitor's browser
+    def snapshot(self) -> dict[str, Any]:
+        """The conversations as plain JSON, for the browser to keep (``gr.BrowserState``), so a reload or
+        a server restart does not lose them. Only text: the videos are not kept."""
+        return {"v": SNAPSHOT_VERSION, "chats": {
+            key: {"persona": h.system_prompt, "turns": [[t.user, t.assistant] for t in h.turns[-MAX_KEPT_TURNS:]]}
+            for key, h in self.histories.items() if h.turns}}
+
+    def restore(self, data: Any, keys: Iterable[str], limits: LimitSettings) -> None:
+        """Put back what ``snapshot`` gave the browser. It comes from the browser, so it is untrusted:
+        anything malformed, unknown or beyond the limits is dropped, never an error."""
+        if not isinstance(data, dict) or data.get("v") != SNAPSHOT_VERSION or not isinstance(data.get("chats"), dict):
+            return
+        keys = set(keys)
+        for key, chat in data["chats"].items():
+            if key not in keys or not isinstance(chat, dict) or not isinstance(chat.get("turns"), list):
+                continue
+            persona = chat.get("persona") if isinstance(chat.get("persona"), str) else ""
+            turns = [Turn(u, a) for u, a in (t for t in chat["turns"][-MAX_KEPT_TURNS:]
+                                             if isinstance(t, list) and len(t) == 2)
+                     if isinstance(u, str) and isinstance(a, str) and 0 < len(u) <= limits.text_chars
+                     and 0 < len(a) <= limits.answer_chars]
+            if turns:
+                self.histories[key] = ChatHistory(persona[:limits.text_chars], turns)
 
 
 def close_session(session: Session | None) -> None:

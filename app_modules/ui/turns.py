@@ -16,8 +16,10 @@ from typing import Any
 import numpy as np
 
 from app_modules import media
+from app_modules.config import LimitSettings
 from app_modules.errors import BadInputError, TalkerError
 from app_modules.history import ChatHistory
+from app_modules.pipeline import require_length
 from app_modules.types import (
     Audio,
     Progress,
@@ -53,29 +55,35 @@ def error_text(stage: str, message: str) -> str:
     return f"⚠️ Problem with {where}: {message}"
 
 
-def browser_audio(value: Any) -> Audio | None:
-    """``gr.Audio(type="numpy")`` gives ``(rate, samples)``; the API gives a file path."""
+def browser_audio(value: Any, limits: LimitSettings | None = None) -> Audio | None:
+    """``gr.Audio(type="filepath")`` and the API give a file path (decoded no further than
+    ``limits.audio_seconds``); ``type="numpy"`` gives ``(rate, samples)``."""
+    limits = limits or LimitSettings()
     if value is None:
         return None
     if isinstance(value, (str, Path)):
-        return media.load_audio(value, 16000)
+        return media.load_audio(value, 16000, limits.audio_seconds)
     rate, samples = value
     if samples is None or np.asarray(samples).size == 0:
         return None
-    return media.from_array(np.asarray(samples), rate)
+    audio = media.from_array(np.asarray(samples), rate)
+    media.require_duration(audio, limits.audio_seconds)
+    return audio
 
 
-def portrait(value: Any) -> np.ndarray:
-    """An RGB uint8 array from an image component value (array or path)."""
+def portrait(value: Any, limits: LimitSettings | None = None) -> np.ndarray:
+    """An RGB uint8 array from an image component value (a path, or an array), within ``limits``."""
+    limits = limits or LimitSettings()
     if value is None:
         raise BadInputError("no portrait: upload a photo or take one with the webcam first")
     if isinstance(value, (str, Path)):
-        return media.limit_size(media.load_image(value))
+        return media.limit_size(media.load_image(value, limits.image_pixels, limits.min_face_px))
     img = np.asarray(value)
     if img.ndim == 2:
         img = np.stack([img] * 3, axis=-1)
     if img.ndim != 3 or img.shape[2] not in (3, 4):
         raise BadInputError("the portrait must be a colour photo")
+    media.check_image_size(img.shape[1], img.shape[0], limits.image_pixels, limits.min_face_px)
     return media.limit_size(np.ascontiguousarray(img[..., :3].astype(np.uint8)))
 
 
@@ -83,16 +91,23 @@ def run_turn(runtime: Runtime, session: Session, key: str, *, text: str | None =
              image: Any = None, persona: str | None = None, tts: str | None = None,
              tts_options: dict[str, Any] | None = None, cancel: threading.Event | None = None) -> Iterator[View]:
     """Run one turn in ``session``'s conversation ``key`` and yield what the screen shows."""
-    history = session.history(key, persona)
+    history = session.history(key, (persona or "")[:runtime.settings.limits.text_chars] if persona else persona)
     base = chat_messages(history)
     typed = (text or "").strip()
     shown_user = typed or "🎤 (voice message)"
+    limits = runtime.settings.limits
     try:
-        heard = browser_audio(audio)
+        heard = browser_audio(audio, limits)
         if heard is None and not typed:
             raise BadInputError("nothing to answer: type a question or record one with the microphone")
-        face = portrait(image)
-        yield View(base + [{"role": "user", "content": typed or "🎤 …"}], status="Loading models…")
+        require_length(typed, limits.text_chars, "the question")
+        require_length(persona or "", limits.text_chars, "the persona")
+        face = portrait(image, limits)
+        llm = runtime.choice("llm", session.settings)
+        answering = llm.label or llm.name
+        note = f"; {llm.loading}" if llm.loading and not runtime.loaded("llm") else ""
+        yield View(base + [{"role": "user", "content": typed or "🎤 …"}],
+                   status=f"Loading models ({answering}{note})…")
         # the session's own backends and options, shared with every session that chose the same
         pipe = runtime.pipeline(settings=session.settings, need_asr=heard is not None, need_video=True, tts=tts,
                                 tts_options=tts_options)
@@ -124,7 +139,7 @@ def run_turn(runtime: Runtime, session: Session, key: str, *, text: str | None =
             final = (str(ev.video), str(ev.subtitles) if ev.subtitles else None) if ev.video else None
             secs = ev.timings.get("total", 0.0)
             view = replace(view, chat=chat_messages(history), final_video=final, done=True,
-                           status=f"Done in {secs:.1f} s.")
+                           status=f"Done in {secs:.1f} s. Answered by {answering}.")
         else:
             continue
         yield view

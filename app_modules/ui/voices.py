@@ -16,9 +16,10 @@ ROLES = ("Female", "Male")
 _ESPEAK_VARIANT = {"Female": "f3", "Male": "m3"}
 
 
-def role_tts_options(settings: Settings, role: str) -> dict[str, Any]:
-    """Options that give the configured TTS a female or male voice, where the backend has both."""
-    if settings.tts == "espeak" and role in _ESPEAK_VARIANT:
+def role_tts_options(settings: Settings, role: str, tts: str | None = None) -> dict[str, Any]:
+    """Options that give the TTS (``tts``: the backend ``auto`` picked; default the settings') a female or
+    male voice, where the backend has both."""
+    if (tts or settings.tts) == "espeak" and role in _ESPEAK_VARIANT:
         base = str(settings.options_for("espeak").get("voice", "en-us")).split("+", 1)[0]
         return {"voice": f"{base}+{_ESPEAK_VARIANT[role]}"}
     return {}

@@ -258,7 +258,7 @@ class _Exploit:
 def test_settings_pickle_with_code_is_refused(tmp_path):
     path = tmp_path / "evil.pkl"
     path.write_bytes(pickle.dumps({"default_kwargs": {"emo": _Exploit()}}))
-    with pytest.raises(TalkerError, match="refusing to load (posix|os).system"):
+    with pytest.raises(TalkerError, match="refused global (posix|os).system"):
         load_config(path)
     assert not Path("/tmp/ditto-pwned").exists()
     path.write_bytes(pickle.dumps({"default_kwargs": {"emo": "cheerful"}}))

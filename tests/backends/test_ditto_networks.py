@@ -117,7 +117,7 @@ def test_loaders_reject_foreign_files(tmp_path):
     with pytest.raises(TalkerError, match="missing.*wrong shape.*download ditto"):
         load_network("appearance", tmp_path / "app.pth")
     (tmp_path / "cut.pth").write_bytes(b"PK\x03\x04 truncated")
-    with pytest.raises(TalkerError, match="cannot load .*cut.pth.*download ditto"):
+    with pytest.raises(TalkerError, match="cannot read the Ditto decoder file .*cut.pth"):
         load_network("decoder", tmp_path / "cut.pth")
 
 

@@ -8,13 +8,10 @@ flow of frames, their number and geometry, and streaming.
 
 from __future__ import annotations
 
-import filecmp
-import http.server
 import math
 import os
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -35,8 +32,9 @@ def _speech(seconds: float, sr: int = 16000) -> Audio:
 def test_options_are_checked_before_loading(tmp_path):
     from THG.ditto_thg import DittoTHG
 
-    for bad, match in ((dict(render_size=200), "multiple of 128"), (dict(lookahead=41), "lookahead"),
-                       (dict(emotion="smug"), "choices = \\['angry'"), (dict(blink_every=-3), "blink_every")):
+    for bad, match in ((dict(render_size=200), "render_size 200; choices = \\[128, 256"),
+                       (dict(lookahead=41), "lookahead must be between 1 and 40"),
+                       (dict(emotion="smug"), "choices = \\['', 'angry'"), (dict(blink_every=-3), "blink_every")):
         with pytest.raises(TalkerError, match=match):
             DittoTHG(DittoTHG.Options(device="cpu", **bad), CheckpointManager(tmp_path))
     with pytest.raises(MissingWeightsError, match="download ditto"):
@@ -108,62 +106,26 @@ def test_idle_frames_are_the_model_on_silence(backend, avatar):
 
 
 # ---- download ditto -------------------------------------------------------------------------------
-class _Hub(http.server.BaseHTTPRequestHandler):
-    """Serves a folder at /<repo>/resolve/main/<path>, with ranges, like the hub's file endpoint."""
+def test_download_ditto_fetches_every_catalog_file_under_the_repos_paths(tmp_path):
+    """``python -m app_modules.cli download ditto`` against a local server that answers like the hub:
+    the eight files land where the backend asks the catalog for them (small stand-in contents)."""
+    from app_modules.checkpoints import CATALOG
+    from tests.fakes.hub_server import HubServer
 
-    root: Path
-    repo = "digital-avatar/ditto-talkinghead"
-    served: list[str] = []
-
-    def log_message(self, *a):
-        pass
-
-    def _file(self):
-        prefix = f"/{self.repo}/resolve/main/"
-        path = self.root / self.path[len(prefix):] if self.path.startswith(prefix) else None
-        if path is None or not path.is_file():
-            self.send_response(404)
-            self.end_headers()
-            return None
-        return path
-
-    def do_HEAD(self):
-        path = self._file()
-        if path is not None:
-            self.send_response(200)
-            self.send_header("Content-Length", str(path.stat().st_size))
-            self.end_headers()
-
-    def do_GET(self):
-        path = self._file()
-        if path is None:
-            return
-        self.served.append(self.path)
-        data = path.read_bytes()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-
-def test_download_ditto_fetches_every_catalog_file(ditto_root, tmp_path):
-    handler = type("Hub", (_Hub,), {"root": ditto_root / "ditto", "served": []})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    target = tmp_path / "checkpoints"
-    env = {**os.environ, "HF_ENDPOINT": f"http://127.0.0.1:{server.server_address[1]}",
-           "TALKER_CHECKPOINTS": str(target)}
-    try:
+    files = CATALOG["ditto"]
+    contents = {f.name: f"{f.name}\n".encode() * 64 for f in files}
+    with HubServer() as hub:
+        for f in files:
+            hub.add(f.repo_id, f.filename, contents[f.name], lfs=not f.name.endswith(".pkl"))
+        env = {**os.environ, "HF_ENDPOINT": hub.url, "HF_HUB_CACHE": str(tmp_path / "hub"),
+               "TALKER_CHECKPOINTS": str(tmp_path / "checkpoints")}
         proc = subprocess.run([sys.executable, "-m", "app_modules.cli", "download", "ditto"], cwd=REPO, env=env,
                               capture_output=True, text=True, timeout=240)
-    finally:
-        server.shutdown()
     assert proc.returncode == 0, proc.stderr
-    ck = CheckpointManager(target)
-    assert ck.missing("ditto") == []
-    assert len(handler.served) == len(ck.files("ditto")) == 8
-    for f in ck.files("ditto"):  # the same layout as the folder the backend fixture loads from
-        assert filecmp.cmp(ck.local_path(f), ditto_root / "ditto" / f.name, shallow=False), f.name
+    ck = CheckpointManager(tmp_path / "checkpoints", hub_cache=tmp_path / "hub")
+    assert len(files) == 8 and ck.missing("ditto") == []
+    for f in files:
+        assert ck.require("ditto", f.name).read_bytes() == contents[f.name], f.name
     from app_modules import registry
 
     assert registry.why_unavailable(registry.spec("thg", "ditto"), ck) is None

@@ -27,8 +27,6 @@ from THG.enhancer import gfpgan_arch, maybe_enhancer
 from THG.enhancer.gfpgan import GFPGANEnhancer, load_gfpgan
 from THG.enhancer.gfpgan_arch import GFPGANv1Clean
 
-torch.set_num_threads(2)
-
 DATA = Path(__file__).resolve().parent.parent / "data" / "gfpgan"
 SMALL = {"out_size": 64, "narrow": 0.25}  # the fixture's small configuration
 FACE_BOX = (115, 95, 415, 395)  # Grace Hopper's face in the 512x600 portrait (x1, y1, x2, y2)

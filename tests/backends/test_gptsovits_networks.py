@@ -5,6 +5,8 @@ Weights come from ``seeded.py``, are written in the published container layouts 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -14,6 +16,7 @@ from tests.helpers.seeded_checkpoints import seeded_state_dict, write_gptsovits_
 from VITS.gptsovits.loaders import CheckpointFormatError, load_sovits, load_t2s
 from VITS.gptsovits.spectrogram import spectrogram
 
+DATA = Path(__file__).resolve().parent.parent / "data"
 LOGITS = {"atol": 1e-4, "rtol": 1e-4}
 WAV = {"atol": 2e-4, "rtol": 1e-4}
 
@@ -101,6 +104,20 @@ def test_t2s_greedy_decode(t2s, t2s_ref, prefix, penalty):
     np.testing.assert_allclose(torch.stack(out.step_logits).numpy(), r[prefix + "_step_logits"], **LOGITS)
     # the webui quirk: 16 tokens generated, the first one dropped
     np.testing.assert_array_equal(out.tokens.numpy(), r[prefix + "_y"][:, -15:])
+
+
+@pytest.mark.parametrize("prefix,penalty", [("greedy", 1.35), ("greedy_norep", 1.0)])
+def test_t2s_decode_without_a_prompt_keeps_every_token(t2s, t2s_ref, prefix, penalty):
+    """The webui's reference-free mode: upstream ``infer_panel(..., prompts=None, ...)`` returns idx 0, so
+    ``y[:, -idx:]`` hands all 21 tokens to SoVITS (tests/data/gptsovits, made by the original code)."""
+    ref = np.load(DATA / "gptsovits" / "t2s_ref_free.npz")
+    torch.manual_seed(0)
+    out = t2s.generate(_t(t2s_ref["phoneme_ids"]), None, _t(t2s_ref["bert_feature"]), top_k=1, top_p=1.0,
+                       temperature=1.0, repetition_penalty=penalty, early_stop_num=20)
+    np.testing.assert_array_equal(out.y.numpy(), ref[prefix + "_y"])
+    assert out.idx == int(ref[prefix + "_idx"]) == 0
+    np.testing.assert_array_equal(out.tokens.numpy(), ref[prefix + "_kept"])
+    assert out.tokens.shape == (1, 21)
 
 
 def test_refer_spectrogram(s2_ref):

@@ -10,10 +10,15 @@ sorted(pad + initials + toned finals + Japanese + punctuation + ARPAbet), then [
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from app_modules.errors import BadInputError
+from VITS.gptsovits.text import english
 from VITS.gptsovits.text.chinese import split_pinyin
+from VITS.gptsovits.text.english_oov import neural_g2p
 from VITS.gptsovits.text.frontend import phonemize
 from VITS.gptsovits.text.symbols import SYMBOL_TO_ID, SYMBOLS, to_ids
 
@@ -76,3 +81,47 @@ def test_unknown_language_and_empty_text():
         phonemize("bonjour", "fr")
     with pytest.raises(BadInputError, match="nothing to say"):
         phonemize("!!!", "en")
+
+
+# -- words outside CMUdict: read as the original GPT-SoVITS reads them, never letter by letter ------------
+PREDICTED = json.loads((Path(__file__).resolve().parent.parent / "data" / "g2p_en" / "predict.json").read_text())
+
+
+@pytest.mark.parametrize("word", sorted(PREDICTED))
+def test_neural_g2p_matches_g2p_en(word):
+    """Our decoder over g2p_en's shipped weights gives the original g2p_en's phones (tests/data/g2p_en)."""
+    assert neural_g2p()(word) == PREDICTED[word]
+
+
+@pytest.mark.parametrize("text,phones", [
+    # not in CMUdict and no split: g2p_en's neural model (its output is in tests/data/g2p_en)
+    ("The chatbot works.", "DH AH0 CH AE1 T B AA2 T W ER1 K S ."),
+    # a compound: wordsegment splits it, CMUdict reads the parts
+    ("A smartwatch helps.", "AH0 S M AA1 R T W AA1 CH HH EH1 L P S ."),
+    # acronyms of up to three letters are spelled, as upstream
+    ("My GPU is fast.", "M AY1 JH IY1 P IY1 Y UW1 IH1 Z F AE1 S T ."),
+    # possessive of an unknown word: the stem, then S after a voiceless sound
+    ("The chatbot's rule.", "DH AH0 CH AE1 T B AA2 T S R UW1 L ."),
+])
+def test_english_words_outside_the_dictionary(text, phones):
+    assert " ".join(phonemize(text, "en").phones) == phones
+
+
+def test_oov_words_are_not_spelled():
+    spelled = [ph for ch in "vocoder" for ph in english.word_phones(ch)]
+    assert english.word_phones("vocoder") == PREDICTED["vocoder"] != spelled
+
+
+@pytest.mark.parametrize("text,syllables", [
+    ("我去银行取钱。", ["h ang2"]), ("他行走很快。", ["x ing2"]),
+    ("他长大了。", ["zh ang3"]), ("这条路的长度是多少？", ["ch ang2"]),
+    ("重新开始吧。", ["ch ong2"]), ("这很重要。", ["zh ong4"]),
+    ("我喜欢音乐。", ["y ve4"]), ("我很快乐。", ["l e4"]),
+    ("我想睡觉。", ["j iao4"]), ("我觉得不错。", ["j ve2"]),
+    ("便宜的东西。", ["p ian2"]), ("北京是首都。", ["d u1"]), ("我们都很好。", ["d ou1"]),
+])
+def test_chinese_polyphones_read_in_context(text, syllables):
+    """pypinyin's phrase dictionary (over jieba's words) picks the reading a word needs."""
+    phones = " ".join(phonemize(text, "zh").phones)
+    for s in syllables:
+        assert s in phones, (text, phones)

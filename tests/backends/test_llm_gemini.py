@@ -122,3 +122,14 @@ def test_missing_key_names_the_variable(monkeypatch):
         list(GeminiLLM(GeminiLLM.Options()).stream(HI))
     monkeypatch.setenv("GOOGLE_API_KEY", "from-env")
     assert GeminiLLM(GeminiLLM.Options())._key == "from-env"
+
+
+def test_the_environments_key_goes_to_googles_host_only(server, monkeypatch):
+    monkeypatch.setenv("GEMINI_API_KEY", "AIza-env-SECRET")
+    llm = make(server, api_key="")  # a local stand-in for another host, and no key of its own
+    with pytest.raises(StageError, match="go only to generativelanguage.googleapis.com"):
+        list(llm.stream(HI))
+    assert server.chat_requests == [] and "AIza-env-SECRET" not in str(server.requests)
+    assert GeminiLLM(GeminiLLM.Options())._key == "AIza-env-SECRET"  # Google's own URL gets it
+    server.script(Reply.text("Hi."))
+    assert "".join(make(server, api_key="operator-key").stream(HI)) == "Hi."  # a key given for that server

@@ -203,3 +203,30 @@ def test_registry_builds_it_from_settings_options(server):
 
     llm = registry.create("llm", "openai", {"base_url": server.base_url, "model": "m", "retries": "0"})
     assert "".join(llm.stream(HI)) == "Hello there."
+
+
+@pytest.mark.parametrize("url", ["http://api.openai.com.attacker.example/v1", "http://api.openai.com/v1",
+                                 "http://evil.example/api.openai.com/v1"])
+def test_a_look_alike_host_never_gets_the_environments_key(server, monkeypatch, url):
+    # the local server stands in for the other host: it is the HTTP proxy every request goes through
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-env-SECRET-look-alike")
+    monkeypatch.setenv("HTTP_PROXY", server.root_url)
+    for var in ("NO_PROXY", "no_proxy", "http_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    llm = OpenAILLM(OpenAILLM.Options(base_url=url, retries=0, timeout=5))
+    assert "".join(llm.stream(HI)) == "Hello there."
+    request = server.chat_requests[-1]
+    assert request.path.startswith(url.split("/v1")[0])  # it really went to the other host, via the proxy
+    assert "sk-env-SECRET" not in str(request.headers)
+
+
+def test_keys_go_only_to_their_own_host_over_https(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-o")
+    monkeypatch.setenv("DASHSCOPE_API_KEY", "sk-d")
+    assert presets.key_for("https://api.openai.com/v1") == "sk-o"
+    assert presets.key_for("https://API.OpenAI.com./v1") == "sk-o"
+    assert presets.key_for("https://dashscope-intl.aliyuncs.com/compatible-mode/v1") == "sk-d"
+    for url in ("https://api.openai.com.attacker.example/v1", "http://api.openai.com/v1",
+                "https://api.openai.com:8443/v1", "https://xapi.openai.com/v1", "https://dashscope.evil.example/v1",
+                "https://evil.example/?h=api.openai.com", "https://api.openai.com@evil.example/v1", "not a url"):
+        assert presets.key_for(url) == "", url

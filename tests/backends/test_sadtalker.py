@@ -25,8 +25,6 @@ from THG.sadtalker.loaders import load_mapping, load_safetensors
 from THG.sadtalker.mapping import keypoint_transformation
 from THG.sadtalker.mel import indiv_mels, melspectrogram
 
-torch.set_num_threads(2)
-
 
 @pytest.fixture(scope="module")
 def checkpoint_root(reference_dir, tmp_path_factory):

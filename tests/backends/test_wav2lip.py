@@ -20,8 +20,6 @@ from THG.wav2lip.loading import load_s3fd, load_wav2lip, read_state_dict
 from THG.wav2lip.model import Wav2Lip
 from THG.wav2lip.s3fd import S3FD, best_face, decode_detections, nms
 
-torch.set_num_threads(2)
-
 
 def _checksum(state, manifest):
     h = hashlib.sha256()

@@ -7,7 +7,11 @@ through the real files, detector and network and yields the right frames, not wh
 from __future__ import annotations
 
 import copy
+import dataclasses
+import importlib.util
+import json
 import math
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -21,7 +25,7 @@ from app_modules.types import Audio
 from tests.helpers.seeded_checkpoints import seeded_state_dict, write_s3fd, write_wav2lip
 from THG.wav2lip_thg import Wav2LipTHG, _loop_indices, feather_mask, smooth_boxes
 
-torch.set_num_threads(2)
+DATA = Path(__file__).resolve().parent.parent / "data" / "wav2lip"
 
 
 @pytest.fixture(scope="module")
@@ -117,6 +121,26 @@ def test_no_face_is_a_bad_input(thg, weights_root, portrait):
         blind.prepare(portrait)
     with pytest.raises(BadInputError, match="RGB uint8"):
         thg.prepare(portrait.astype(np.float32))
+
+
+def _photos() -> dict[str, list[np.ndarray]]:
+    """The BGR frames ``make_fixtures.py`` gave the original pipeline (one recipe for both sides)."""
+    spec = importlib.util.spec_from_file_location("wav2lip_fixtures", DATA / "make_fixtures.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.photos()
+
+
+def test_face_boxes_are_the_wav2lip_pipelines_on_real_photos(thg):
+    """``inference.face_detect`` of the original, run on seeded S3FD weights: the detector's colour order,
+    post-processing, pads and box smoothing all go into these crops."""
+    expected = json.loads((DATA / "s3fd_pipeline_boxes.json").read_text())
+    full = copy.copy(thg)  # the default detector size: these photos are below it, as the original's full size
+    full.options, full._detector = dataclasses.replace(thg.options, detect_max_side=640), None
+    for name, frames in _photos().items():
+        avatar = full.prepare([cv2.cvtColor(f, cv2.COLOR_BGR2RGB) for f in frames])
+        assert avatar.boxes.tolist() == expected[name]["coords"], name
+        assert avatar.boxes.tolist() != expected[name]["coords_if_fed_bgr"], name  # the order matters here
 
 
 def test_short_video_avatar_loops_back_and_forth(thg, portrait):

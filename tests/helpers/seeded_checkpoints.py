@@ -82,6 +82,44 @@ def write_gptsovits_sovits(reference_dir: Path, path: Path, config: dict, *,
     return Path(path)
 
 
+def _save_hf_folder(model, folder: Path) -> Path:
+    """A transformers model in the layout the GPT-SoVITS repository publishes its feature models in:
+    ``config.json`` + ``pytorch_model.bin`` (transformers 5 would write safetensors)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.config.save_pretrained(folder)
+    torch.save(model.state_dict(), folder / "pytorch_model.bin")
+    return folder
+
+
+def write_gptsovits_hubert(folder: Path, **config) -> Path:
+    """A random chinese-hubert-base stand-in (HuBERT-base shape unless ``config`` shrinks it), with the
+    ``preprocessor_config.json`` the published folder has."""
+    import transformers
+
+    _save_hf_folder(transformers.HubertModel(transformers.HubertConfig(**config)), folder)
+    transformers.Wav2Vec2FeatureExtractor(sampling_rate=16000, do_normalize=True).save_pretrained(folder)
+    return Path(folder)
+
+
+def write_gptsovits_bert(folder: Path, chars: str, **config) -> Path:
+    """A random chinese-roberta-wwm-ext-large stand-in (BERT of ``config``'s shape) whose fast tokenizer
+    (``tokenizer.json``, as published) knows ``chars``; other characters are [UNK], still one token each."""
+    import tempfile
+
+    import transformers
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *sorted(set(chars))]
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+        tok = transformers.BertTokenizerFast(str(Path(tmp) / "vocab.txt"))
+        tok.save_pretrained(folder)
+    config.setdefault("vocab_size", len(vocab))
+    _save_hf_folder(transformers.BertModel(transformers.BertConfig(**config)), folder)
+
+
 # --------------------------------------------------------------------------------------------- Ditto
 
 DITTO_MODELS = {  # published file name (ditto_pytorch/models/) -> manifest under reference/ditto/

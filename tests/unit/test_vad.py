@@ -137,3 +137,15 @@ def test_languages_and_joining():
     assert join_texts(["Hello there.", " How are you?", ""]) == "Hello there. How are you?"
     assert join_texts(["你好。", "世界"]) == "你好。世界"
     assert join_texts(["你好", "world"]) == "你好 world"
+
+
+def test_loading_the_vad_keeps_the_process_torch_threads():
+    # silero_vad's import sets one thread for the whole process; every later torch stage would crawl
+    import subprocess
+    import sys
+
+    code = ("import torch; torch.set_num_threads(2); from ASR import vad; vad.load_vad(); "
+            "print(torch.get_num_threads())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=str(__import__("pathlib").Path(__file__).resolve().parents[2]))
+    assert out.stdout.strip().splitlines()[-1] == "2"

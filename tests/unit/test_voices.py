@@ -103,3 +103,26 @@ def test_builtin_voice_is_made_on_first_use(lib):
     samples, sr = sf.read(v.wav)
     check_clip(samples, sr)
     assert lib.get(BUILTIN).wav == v.wav and lib.names() == [BUILTIN]
+
+
+def test_fine_tuned_weights_travel_with_the_voice(lib, tmp_path):
+    (tmp_path / "me-e15.ckpt").write_bytes(b"gpt weights")
+    (tmp_path / "me_e8_s200.pth").write_bytes(b"sovits weights")
+    v = lib.add("me", (speechlike(4.0), SR), "Hello there.", "en",
+                gpt_weights=tmp_path / "me-e15.ckpt", sovits_weights=tmp_path / "me_e8_s200.pth")
+    assert v.gpt_weights.read_bytes() == b"gpt weights" and v.sovits_weights.read_bytes() == b"sovits weights"
+    assert lib.get("me") == v and lib.rename("me", "you").gpt_weights.name == "gpt.ckpt"
+    plain = lib.add("plain", (speechlike(4.0), SR), "Hello there.", "en")
+    assert plain.gpt_weights is None and plain.sovits_weights is None
+
+
+def test_cache_key_follows_the_files(lib):
+    v = lib.add("me", (speechlike(4.0), SR), "Hello there.", "en")
+    key = v.cache_key()
+    assert lib.get("me").cache_key() == key  # same files, same key
+    lib.delete("me")
+    again = lib.add("me", (speechlike(5.0, seed=3), SR), "Hello there.", "en")
+    assert again.cache_key() != key  # re-recorded under the same name: prepared anew
+    lib.delete("me")
+    with pytest.raises(BadInputError, match="gone"):
+        again.cache_key()

