@@ -22,21 +22,37 @@ MIN_SIDE = 16
 
 
 class FaceMesh:
-    """Face landmarks of the largest face in an RGB uint8 image, in pixels, or None."""
+    """Face landmarks of the largest face in an RGB uint8 image, in pixels, or None.
 
-    def __init__(self, min_confidence: float = 0.5):
+    ``refine_landmarks`` adds the 10 iris points (478 in all: 468-472 and 473-477 are the two irises)."""
+
+    def __init__(self, min_confidence: float = 0.5, refine_landmarks: bool = False):
         self._min_confidence = min_confidence
+        self._refine = refine_landmarks
         self._lock = threading.Lock()
         self._mesh = self._build()
 
     def _build(self):
         import mediapipe as mp
 
-        return mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=False,
+        return mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1,
+                                               refine_landmarks=self._refine,
                                                min_detection_confidence=self._min_confidence)
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray | None:
         """(468, 2) float64 pixel coordinates (x, y), or None when no face is found."""
+        found = self._landmarks(rgb)
+        if found is None:
+            return None
+        h, w = np.asarray(rgb).shape[:2]
+        return found[:, :2] * (w, h)
+
+    def normalized(self, rgb: np.ndarray) -> np.ndarray | None:
+        """(N, 3) float32 (x / width, y / height, z), MediaPipe's own units, or None."""
+        found = self._landmarks(rgb)
+        return None if found is None else found.astype(np.float32)
+
+    def _landmarks(self, rgb: np.ndarray) -> np.ndarray | None:
         rgb = np.asarray(rgb)
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise BadInputError("the portrait must be an RGB colour image")
@@ -58,7 +74,7 @@ class FaceMesh:
                                         "try another photo") from e
         if not result.multi_face_landmarks:
             return None
-        return np.array([(p.x * w, p.y * h) for p in result.multi_face_landmarks[0].landmark], dtype=np.float64)
+        return np.array([(p.x, p.y, p.z) for p in result.multi_face_landmarks[0].landmark], dtype=np.float64)
 
     def _rebuild(self) -> None:
         """A fresh graph in place of a failed one (called with the lock held)."""

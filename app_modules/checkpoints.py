@@ -131,6 +131,12 @@ CATALOG: dict[str, tuple[CheckpointFile, ...]] = {
             optional=True),
         _hf("sadtalker", "mapping_00109-model.pth.tar", "vinthony/SadTalker", size_mb=156, optional=True),
     ),
+    # Ditto's PyTorch release, under the repo's own paths (no commit could be verified: main)
+    "ditto": _repo("ditto", "digital-avatar/ditto-talkinghead", "main", {
+        "ditto_pytorch/models/appearance_extractor.pth": 3.4, "ditto_pytorch/models/motion_extractor.pth": 113,
+        "ditto_pytorch/models/warp_network.pth": 183, "ditto_pytorch/models/decoder.pth": 222,
+        "ditto_pytorch/models/stitch_network.pth": 1, "ditto_pytorch/models/lmdm_v0.4_hubert.pth": 192,
+        "ditto_pytorch/aux_models/hubert_streaming_fix_kv.onnx": 1270, "ditto_cfg/v0.4_hubert_cfg_pytorch.pkl": 1}),
     "gfpgan": (
         CheckpointFile("gfpgan", "GFPGANv1.4.pth",
                        url="https://github.com/TencentARC/GFPGAN/releases/download/v1.3.0/GFPGANv1.4.pth",

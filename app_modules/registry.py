@@ -92,6 +92,11 @@ BACKENDS: tuple[BackendSpec, ...] = (
                 ("torch", "cv2", "safetensors", "scipy", "mediapipe"),
                 f"{_PIP} torch safetensors scipy opencv-python-headless && {_PIP} --no-deps mediapipe==0.10.21",
                 weights="sadtalker"),
+    BackendSpec("thg", "ditto", "THG.ditto_thg:DittoTHG",
+                "Ditto: head motion, blinks and lips from one photo, streaming (real time needs a GPU)",
+                ("torch", "cv2", "scipy", "onnxruntime", "mediapipe"),
+                f"{_PIP} torch scipy onnxruntime opencv-python-headless && {_PIP} --no-deps mediapipe==0.10.21",
+                weights="ditto"),
 )
 
 

@@ -2,10 +2,13 @@
 
     python bench/thg.py --thg wav2lip [--checkpoint FILE] [--seconds 4] [--batch-size 128]
     python bench/thg.py --thg lite
+    python bench/thg.py --thg ditto [--checkpoint FOLDER] [--option render_size=256] [--option sampling_timesteps=10]
 
 Without ``--checkpoint`` the Wav2Lip weights are seeded on the fly from the reference manifests
 (``../shared/reference``, or ``$TALKER_SHARED/reference``): speed does not depend on the values.
 The S3FD detector comes from ``--s3fd-checkpoint``, else ``checkpoints/wav2lip/``, else is seeded too.
+Ditto's files are seeded the same way (with a tiny HuBERT ONNX and a settings pickle made on the fly)
+unless ``--checkpoint`` names a clone of its hub repo or ``checkpoints/ditto/`` holds the download.
 Runs on CUDA when available (``--device cpu`` to compare). Any backend in the registry can be
 timed as a whole stage with ``--thg NAME`` and ``--option key=value``.
 """
@@ -55,6 +58,55 @@ def seeded_checkpoint(name: str, out: Path) -> Path:
         sys.exit(f"no checkpoint given and no reference data at {shared} to seed one (set TALKER_SHARED)")
     write = {"wav2lip": write_wav2lip, "s3fd": write_s3fd}[name]
     return write(shared, out / f"{name}.pth")
+
+
+def seeded_ditto(out: Path) -> Path:
+    """A folder laid out as the Ditto hub repo, with seeded networks (tests/helpers/ditto_files.py)."""
+    from tests.helpers.ditto_files import write_ditto_tree
+
+    shared = Path(os.environ.get("TALKER_SHARED", REPO.parent / "shared")) / "reference"
+    if not (shared / "seeded.py").is_file():
+        sys.exit(f"no checkpoint given and no reference data at {shared} to seed one (set TALKER_SHARED)")
+    return write_ditto_tree(shared, out) / "ditto"
+
+
+def bench_ditto(thg, repeats: int) -> None:
+    """Ditto's parts on their own: one LMDM window (every DDIM step is a guided pass over 80 frames)
+    and the renderer (warp + decoder) per frame at batch 1 and at the backend's batch size."""
+    import torch
+
+    dev = thg.device
+    _sync(dev)
+    from THG.ditto.lmdm import DDIMSampler
+
+    ddim = DDIMSampler(thg.lmdm, thg.steps, torch.Generator().manual_seed(0), device=dev)
+    kp, cond = torch.zeros(1, 265, device=dev), torch.zeros(1, 80, 1103, device=dev)
+    ddim.sample(kp, cond)
+    _sync(dev)
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        ddim.sample(kp, cond)
+    _sync(dev)
+    window = (time.perf_counter() - t0) / repeats
+    frames = 80 - thg.overlap
+    print(f"{'LMDM window':28s} {thg.steps} steps: {window * 1000:8.0f} ms for {frames} new frames "
+          f"({window / frames * 1000:.0f} ms a frame)")
+    size = thg.options.render_size // 4
+    for batch in sorted({1, thg.options.batch_size or (8 if dev.type == 'cuda' else 1), 4}):
+        feature = torch.randn(batch, 32, 16, size, size, device=dev)
+        kp_s = 0.3 * torch.randn(batch, 21, 3, device=dev)
+        with torch.no_grad(), thg._autocast():
+            def run(feature=feature, kp_s=kp_s):
+                return thg.decoder(thg.warp(feature, kp_s, kp_s + 0.01))
+            run()
+            _sync(dev)
+            t0 = time.perf_counter()
+            for _ in range(repeats):
+                run()
+            _sync(dev)
+        dt_s = (time.perf_counter() - t0) / repeats
+        print(f"{'renderer (warp + decoder)':28s} batch {batch:4d}: {batch / dt_s:8.1f} fps  "
+              f"({dt_s * 1000:.0f} ms a batch, {2 * thg.options.render_size} px crops)")
 
 
 def _sync(device) -> None:
@@ -153,6 +205,10 @@ def main(argv: list[str] | None = None) -> None:
                 local = CheckpointManager().root / "wav2lip" / "s3fd-619a316812.pth"
                 s3fd = str(local) if local.is_file() else str(seeded_checkpoint("s3fd", Path(tmp)))
             options["s3fd_checkpoint"] = s3fd
+        if args.thg == "ditto" and "checkpoint" not in options:
+            local = CheckpointManager().missing("ditto")
+            if args.checkpoint or local:
+                options["checkpoint"] = args.checkpoint or str(seeded_ditto(Path(tmp)))
         t0 = time.perf_counter()
         thg = registry.create("thg", args.thg, options)
         device = getattr(thg, "device", "cpu")
@@ -166,6 +222,8 @@ def main(argv: list[str] | None = None) -> None:
               f"{time.perf_counter() - t0:.1f} s; weights: {options.get('checkpoint', 'n/a')}")
         if hasattr(thg, "model") and hasattr(thg.model, "decode"):
             bench_network(thg, getattr(thg.options, "batch_size", 32), args.repeats)
+        if args.thg == "ditto":
+            bench_ditto(thg, args.repeats)
         bench_stage(thg, image, speech_like(args.seconds))
 
 

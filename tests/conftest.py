@@ -63,3 +63,12 @@ def smollm2_cache(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("smollm2")
     convert(gguf, root)
     return root
+
+
+@pytest.fixture(scope="session")
+def ditto_root(reference_dir, tmp_path_factory) -> Path:
+    """A checkpoints root whose ``ditto/`` folder holds seeded Ditto networks in the published containers,
+    a tiny HuBERT ONNX and a settings pickle (``tests/helpers/ditto_files.py``); 700 MB, written once."""
+    from tests.helpers.ditto_files import write_ditto_tree
+
+    return write_ditto_tree(reference_dir, tmp_path_factory.mktemp("ditto-checkpoints"))

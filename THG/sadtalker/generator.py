@@ -29,12 +29,16 @@ def keypoint_gaussians(kp: torch.Tensor, d: int, h: int, w: int, variance: float
 
 class DenseMotionNetwork(nn.Module):
     """Predicts, from keypoint motions, a dense 3-D deformation (a softmax mix of per-keypoint
-    translations plus the identity) and a 2-D occlusion map."""
+    translations plus the identity) and a 2-D occlusion map.
+
+    ``min_weight``: mixing weights below it are dropped, as SadTalker's network does; LivePortrait's
+    (Ditto's warping network) keeps them all (0)."""
 
     def __init__(self, num_kp=15, feature_channel=32, expansion=32, num_blocks=5, max_features=1024,
-                 reshape_depth=16, compress=4):
+                 reshape_depth=16, compress=4, min_weight: float = 1e-3):
         super().__init__()
         self.num_kp = num_kp
+        self.min_weight = min_weight
         self.hourglass = Hourglass(expansion, (num_kp + 1) * (compress + 1), num_blocks, max_features)
         self.mask = nn.Conv3d(self.hourglass.out_filters, num_kp + 1, kernel_size=7, padding=3)
         self.compress = nn.Conv3d(feature_channel, compress, kernel_size=1)
@@ -60,7 +64,8 @@ class DenseMotionNetwork(nn.Module):
 
         prediction = self.hourglass(torch.cat([heat, deformed], dim=2).view(bs, -1, d, h, w))
         mask = F.softmax(self.mask(prediction), dim=1)
-        mask = torch.where(mask < 1e-3, torch.zeros_like(mask), mask)  # upstream drops tiny weights
+        if self.min_weight > 0:
+            mask = torch.where(mask < self.min_weight, torch.zeros_like(mask), mask)
         deformation = (motions * mask[..., None]).sum(dim=1)  # bs,d,h,w,3
 
         occlusion = torch.sigmoid(self.occlusion(prediction.reshape(bs, -1, h, w)))

@@ -32,7 +32,7 @@ import numpy as np
 from app_modules import media
 from app_modules.history import ChatHistory
 from app_modules.pipeline import Pipeline
-from app_modules.realtime.idle import IdleMotion, IdleOptions
+from app_modules.realtime.idle import IdleClip, IdleMotion, IdleOptions
 from app_modules.realtime.playout import Playout, Segment
 from app_modules.realtime.turn_vad import Paused, SpeechStarted, TurnDetector, TurnOptions, UtteranceEnded
 from app_modules.types import Audio, Progress, SentenceAudio, StageFailed, Transcript, TurnResult
@@ -149,9 +149,13 @@ class ConversationEngine:
         self._closed = False
 
     # ------------------------------------------------------------------------- setup helpers
-    def _idle_for(self, image: np.ndarray | None) -> IdleMotion | None:
+    def _idle_for(self, image: np.ndarray | None) -> IdleMotion | IdleClip | None:
         if image is None:
             return None
+        thg = self.pipeline.stages.thg
+        if self.avatar is not None and hasattr(thg, "idle_frames"):
+            # the backend animates silence itself (Ditto's motion model): loop that rather than a warp
+            return IdleClip([self._fit(f) for f in thg.idle_frames(self.avatar)], self.fps)
         base = image
         if self.avatar is not None:
             # the backend's own neutral frame (its crop and size), from a moment of silence
@@ -342,10 +346,11 @@ class ConversationEngine:
             frame = turn.playout.current_frame()
             if frame is not None and turn.metrics.first_frame is None:
                 turn.metrics.first_frame = time.perf_counter()
-        # a backend that blinks in its own frames (lite) is not blinked over a second time
-        own_blinks = frame is not None and getattr(self.pipeline.stages.thg, "blinks", False)
-        return self.idle.apply(self.idle.base if frame is None else frame, time.perf_counter() - self._t0,
-                               blink=not own_blinks)
+        t = time.perf_counter() - self._t0
+        if frame is None:
+            return self.idle.frame(t)
+        # a backend that blinks in its own frames (lite, Ditto) is not blinked over a second time
+        return self.idle.over(frame, t, blink=not getattr(self.pipeline.stages.thg, "blinks", False))
 
     # ---------------------------------------------------------------------------------- misc
     def _set_state(self, state: State) -> None:

@@ -1,4 +1,5 @@
-"""A living face between answers: small head motion and blinks over any backend's frames.
+"""A living face between answers: small head motion and blinks over any backend's frames, or the
+backend's own idle clip where it renders one (``IdleClip``).
 
 A frozen photo reads as a broken stream. ``IdleMotion`` adds a slow, smooth sway (a tiny rotation
 and shift about the face) and a blink every few seconds (the eye regions darkened and squashed for
@@ -106,6 +107,32 @@ class IdleMotion:
     def frame(self, t: float) -> np.ndarray:
         """The idle frame at time ``t``."""
         return self.apply(self.base, t)
+
+    def over(self, frame: np.ndarray, t: float, blink: bool = True) -> np.ndarray:
+        """A speaking frame at time ``t``: swayed like the idle face, so the head does not jump (and
+        blinked, unless the backend blinks in its own frames)."""
+        return self.apply(frame, t, blink=blink)
+
+
+class IdleClip:
+    """Idle frames a backend rendered itself (Ditto: its motion model fed silence), played back and
+    forth so the loop has no seam. Speaking frames already move; they pass through untouched."""
+
+    def __init__(self, frames: list[np.ndarray], fps: int):
+        if not frames:
+            raise ValueError("an idle clip needs at least one frame")
+        self.frames, self.fps = frames, fps
+        self.base = frames[0]
+
+    def frame(self, t: float) -> np.ndarray:
+        n = len(self.frames)
+        if n == 1:
+            return self.base
+        i = int(t * self.fps) % (2 * n - 2)
+        return self.frames[i if i < n else 2 * n - 2 - i]
+
+    def over(self, frame: np.ndarray, t: float, blink: bool = True) -> np.ndarray:
+        return frame
 
 
 def _close_eye(frame: np.ndarray, x: int, y: int, w: int, h: int, amount: float) -> None:

@@ -118,4 +118,69 @@ def write_gptsovits_bert(folder: Path, chars: str, **config) -> Path:
         tok.save_pretrained(folder)
     config.setdefault("vocab_size", len(vocab))
     _save_hf_folder(transformers.BertModel(transformers.BertConfig(**config)), folder)
+
+
+# --------------------------------------------------------------------------------------------- Ditto
+
+DITTO_MODELS = {  # published file name (ditto_pytorch/models/) -> manifest under reference/ditto/
+    "appearance_extractor.pth": "ditto/ditto_appearance_extractor",
+    "motion_extractor.pth": "ditto/ditto_motion_extractor",
+    "warp_network.pth": "ditto/ditto_warp_network",
+    "decoder.pth": "ditto/ditto_decoder",
+    "stitch_network.pth": "ditto/ditto_stitch_network",
+    "lmdm_v0.4_hubert.pth": "ditto/ditto_lmdm_v0.4_hubert",
+}
+
+
+def rotary_frequencies(dim: int = 512, theta: float = 10000.0) -> torch.Tensor:
+    """The rotary-embedding frequencies ``theta ** -(2i / dim)`` that every ``*.rotary.freqs`` buffer of
+    the LMDM holds. Seeded N(0, 1) values would stand for no file anyone publishes, and the 11 copies of
+    the one shared buffer would disagree (strict loading keeps the last), so the seeded LMDM carries
+    these instead."""
+    return 1.0 / theta ** (torch.arange(0, dim, 2, dtype=torch.float32)[: dim // 2] / dim)
+
+
+def ditto_state(reference_dir: Path, name: str) -> dict[str, torch.Tensor]:
+    """Seeded tensors of one published Ditto file, keyed as in its manifest (the LMDM with true
+    rotary frequencies, see ``rotary_frequencies``)."""
+    keys = json.loads((Path(reference_dir) / f"{DITTO_MODELS[name]}.json").read_text())["state_dict"]
+    sd = seeded_module(reference_dir).seeded_state_dict(keys)
+    for k in sd:
+        if k.endswith("rotary.freqs"):
+            sd[k] = rotary_frequencies(2 * sd[k].shape[0])
+    return sd
+
+
+def write_ditto_model(reference_dir: Path, folder: Path, name: str, *,
+                      state: dict[str, torch.Tensor] | None = None) -> Path:
+    """One file of ``ditto_pytorch/models/`` in its published container:
+
+    * the four LivePortrait renderer files: the bare state dict;
+    * stitch_network.pth: ``{'retarget_shoulder': {'module.' + key: ...}, 'retarget_mouth': ...,
+      'retarget_eye': ...}`` (only the first is read; the other two are LivePortrait's retargeting MLPs,
+      written with their LivePortrait shapes so that a loader taking the wrong entry fails);
+    * lmdm_v0.4_hubert.pth: ``{'model_state_dict': MotionDecoder weights, 'epoch': ...}``."""
+    sd = ditto_state(reference_dir, name) if state is None else state
+    path = Path(folder) / name
+    if name == "stitch_network.pth":
+        def mlp(sizes):
+            return {f"module.mlp.{2 * i}.{p}": (torch.zeros(o, i_) if p == "weight" else torch.zeros(o))
+                    for i, (i_, o) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)) for p in ("weight", "bias")}
+
+        obj = {"retarget_shoulder": {"module." + k: v for k, v in sd.items()},
+               "retarget_mouth": mlp([65, 128, 128, 64, 63]), "retarget_eye": mlp([66, 256, 256, 128, 128, 64, 63])}
+    elif name.startswith("lmdm"):
+        obj = {"model_state_dict": sd, "epoch": 0}
+    else:
+        obj = sd
+    torch.save(obj, path)
+    return path
+
+
+def write_ditto(reference_dir: Path, folder: Path, *, states: dict[str, dict[str, torch.Tensor]] | None = None) -> Path:
+    """All six ``ditto_pytorch/models/`` files into ``folder``; ``states`` replaces some files' tensors."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in DITTO_MODELS:
+        write_ditto_model(reference_dir, folder, name, state=(states or {}).get(name))
     return folder

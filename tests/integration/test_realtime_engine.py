@@ -195,6 +195,30 @@ def test_the_idle_face_moves_and_blinks_without_speech(tmp_path):
     assert np.array_equal(closed[50:], open_[50:])  # only the eyes change
 
 
+class ClipTHG(GreyTHG):
+    """A backend that renders its own idle motion (as Ditto does, from its model on silence)."""
+
+    def idle_frames(self, avatar):
+        return [np.full((64, 48, 3), 10 * i, np.uint8) for i in range(4)]
+
+
+def test_a_backend_with_its_own_idle_clip_is_looped_and_its_speech_is_not_warped(tmp_path):
+    pipe = Pipeline(Stages(llm=WordLLM(), tts=ToneTTS(), thg=ClipTHG(), asr=EchoASR()))
+    detector = ScriptedDetector()
+    engine = ConversationEngine(pipe, ChatHistory(), tmp_path, image=np.zeros((64, 48, 3), np.uint8),
+                                settings=EngineSettings(sample_rate=RATE), detector=detector)
+    # back and forth at the backend's frame rate: 0 1 2 3 2 1 0 1 ...
+    shown = [int(engine.idle.frame(i / 25 + 0.001)[0, 0, 0]) // 10 for i in range(9)]
+    assert shown == [0, 1, 2, 3, 2, 1, 0, 1, 2]
+    assert engine.pull_video().shape == (64, 48, 3)
+    speaking = GreyTHG().render(None, _utterance(0.04))
+    frame = next(iter(speaking))
+    assert engine.idle.over(frame, 1.3) is frame  # the backend's own motion: no sway on top
+    _say(engine, detector, UtteranceEnded(_utterance(), 1.0))
+    _wait(lambda: (_play(engine, 0.5), engine.state == State.LISTENING)[1])
+    assert engine.history.as_pairs() == [("tell me the numbers", REPLY)]
+
+
 def test_two_sessions_on_one_pipeline_keep_their_own_history(tmp_path):
     first, d1 = _engine(tmp_path / "a")
     second = ConversationEngine(first.pipeline, ChatHistory(), tmp_path / "b",
